@@ -1,0 +1,40 @@
+# bankrun — the two commands: `make run` (the default scenario end to end) and `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lint bench schemas up prometheus clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+prometheus: $(STAMP)
+	$(BIN)/python -c "from bankrun.runner.prometheus import prometheus_binary as p; print('prometheus:', p())"
+
+run: $(STAMP) prometheus
+	$(BIN)/bankrun run $(SCENARIO)
+
+up: $(STAMP) prometheus
+	$(BIN)/bankrun up
+
+test: $(STAMP) prometheus
+	$(BIN)/ruff check .
+	$(BIN)/bankrun schemas --check
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: $(STAMP)
+	$(BIN)/bankrun bench broker
+
+schemas: $(STAMP)
+	$(BIN)/bankrun schemas
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

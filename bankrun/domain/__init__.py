@@ -1,0 +1,1 @@
+"""The business of a venue, with no Kafka, HTTP or clock: read this package to know bankrun."""

@@ -1,0 +1,73 @@
+"""The withdrawal saga as a state machine, idempotent by request id.
+
+requested -> reserved -> paid
+          \\-> rejected   \\-> rejected (released back to the customer)
+
+Repeating a transition that already happened is a no-op, so redelivered events change
+nothing; a transition that contradicts the current state raises `InvalidTransition`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+
+class Status(StrEnum):
+    REQUESTED = "requested"
+    RESERVED = "reserved"
+    PAID = "paid"
+    REJECTED = "rejected"
+
+
+FINAL = frozenset({Status.PAID, Status.REJECTED})
+
+_ALLOWED: dict[Status, frozenset[Status]] = {
+    Status.REQUESTED: frozenset({Status.RESERVED, Status.REJECTED}),
+    Status.RESERVED: frozenset({Status.PAID, Status.REJECTED}),
+    Status.PAID: frozenset(),
+    Status.REJECTED: frozenset(),
+}
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Withdrawal:
+    request_id: str
+    venue: str
+    account: str
+    asset: str
+    amount: int
+    status: Status = Status.REQUESTED
+    reason: str | None = None
+    requested_at: float = 0.0  # scenario seconds
+    finished_at: float | None = None
+
+    def to(self, status: Status, at: float, reason: str | None = None) -> Withdrawal | None:
+        """The withdrawal after moving to `status`, or None when it is already there."""
+        if status == self.status:
+            return None
+        if status not in _ALLOWED[self.status]:
+            raise InvalidTransition(f"{self.request_id}: {self.status} -> {status}")
+        return replace(
+            self,
+            status=status,
+            reason=reason,
+            finished_at=at if status in FINAL else self.finished_at,
+        )
+
+    @property
+    def latency(self) -> float | None:
+        """Scenario seconds from request to final outcome."""
+        return None if self.finished_at is None else self.finished_at - self.requested_at
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Withdrawal:
+        return cls(**{**data, "status": Status(data["status"])})

@@ -1,0 +1,222 @@
+"""Event contracts: one envelope for every event on every topic.
+
+Every event names its `venue`, carries `scenario_time` (scenario seconds, the only time
+the core reasons about) and `occurred_at` (wall clock, for ops only), and links to the
+request that started its chain (`correlation_id`) and the event that caused it
+(`causation_id`). An event made *because of* another gets a deterministic id derived from
+its cause, so a replayed handler re-emits the same ids and consumers can drop duplicates.
+
+Adding an event type: subclass `Event` with a `type` literal, add it to `AnyEvent`, list it
+in a topic in `bankrun.topics`, and run `bankrun schemas`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal, TypeVar, get_args
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter
+
+from bankrun.domain.money import AssetCode
+
+ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+VenueId = Annotated[str, Field(pattern=ID_PATTERN, description="venue (exchange) id")]
+AccountId = Annotated[str, Field(pattern=ID_PATTERN, description="customer account id")]
+RequestId = Annotated[
+    str,
+    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$", description="idempotency key"),
+]
+MinorUnits = Annotated[StrictInt, Field(gt=0, description="integer minor units of the asset")]
+Balance = Annotated[StrictInt, Field(ge=0, description="integer minor units of the asset")]
+Reason = Annotated[str, Field(pattern=r"^[a-z_]+$", description="machine-readable reason code")]
+
+_NAMESPACE = uuid.UUID("6f1d1c2e-5b7a-4e44-9d1c-0b2a4b616e6b")
+
+
+def derived_id(cause: uuid.UUID, label: str) -> uuid.UUID:
+    """The id of the event `label` caused by `cause`: the same on every replay."""
+    return uuid.uuid5(_NAMESPACE, f"{cause}/{label}")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+E = TypeVar("E", bound="Event")
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str
+    schema_version: int = 1
+    venue: VenueId
+    scenario_time: float = Field(ge=0, description="scenario seconds since the run started")
+    occurred_at: datetime = Field(default_factory=_now, description="wall clock, ops only")
+    correlation_id: uuid.UUID | None = None
+    causation_id: uuid.UUID | None = None
+
+    def caused(self, cls: type[E], scenario_time: float, label: str = "", **fields: Any) -> E:
+        """An event of type `cls` caused by this one, with a replay-stable id."""
+        tag = label or cls.model_fields["type"].default
+        return cls(
+            event_id=derived_id(self.event_id, tag),
+            venue=fields.pop("venue", self.venue),
+            scenario_time=scenario_time,
+            correlation_id=self.correlation_id or self.event_id,
+            causation_id=self.event_id,
+            **fields,
+        )
+
+    def to_bytes(self) -> bytes:
+        return self.model_dump_json().encode()
+
+
+# --- control -------------------------------------------------------------------------
+
+
+class VenueOpened(Event):
+    """The runner opens a venue at the start of a run: its policy and what it trades."""
+
+    type: Literal["venue.opened"] = "venue.opened"
+    policy: str = Field(pattern=r"^[a-z][a-z0-9+-]*$")
+    assets: tuple[AssetCode, ...] = ("USD",)
+
+
+# --- customers (written by the gateway) ------------------------------------------------
+
+
+class _AccountEvent(Event):
+    account: AccountId
+    asset: AssetCode
+
+
+class AccountOpened(_AccountEvent):
+    type: Literal["account.opened"] = "account.opened"
+
+
+class DepositMade(_AccountEvent):
+    type: Literal["deposit.made"] = "deposit.made"
+    amount: MinorUnits
+
+
+class WithdrawalRequested(_AccountEvent):
+    type: Literal["withdrawal.requested"] = "withdrawal.requested"
+    request_id: RequestId
+    amount: MinorUnits
+
+
+# --- custody (owns the ledger) ---------------------------------------------------------
+
+
+class _WithdrawalStep(_AccountEvent):
+    request_id: RequestId
+    amount: MinorUnits
+    requested_at: float = Field(ge=0, description="scenario seconds when the customer asked")
+
+
+class FundsReserved(_WithdrawalStep):
+    type: Literal["funds.reserved"] = "funds.reserved"
+
+
+class FundsRejected(_WithdrawalStep):
+    type: Literal["funds.rejected"] = "funds.rejected"
+    reason: Reason
+
+
+class PayoutSettled(_WithdrawalStep):
+    type: Literal["payout.settled"] = "payout.settled"
+
+
+class PayoutFailed(_WithdrawalStep):
+    type: Literal["payout.failed"] = "payout.failed"
+    reason: Reason
+
+
+class BalanceSnapshot(_AccountEvent):
+    """A customer's balance after a change: the read model the gateway serves."""
+
+    type: Literal["balance.snapshot"] = "balance.snapshot"
+    available: Balance
+
+
+class DepositRejected(_AccountEvent):
+    type: Literal["deposit.rejected"] = "deposit.rejected"
+    amount: MinorUnits
+    reason: Reason
+
+
+# --- withdrawal saga -------------------------------------------------------------------
+
+
+class PayoutRequested(_WithdrawalStep):
+    """The saga asks custody to send a reserved withdrawal from liquid reserves."""
+
+    type: Literal["payout.requested"] = "payout.requested"
+
+
+class ReleaseRequested(_WithdrawalStep):
+    """The saga gives reserved funds back to the customer: the withdrawal will not be paid."""
+
+    type: Literal["release.requested"] = "release.requested"
+    reason: Reason
+
+
+class WithdrawalPaid(_WithdrawalStep):
+    type: Literal["withdrawal.paid"] = "withdrawal.paid"
+    latency_s: float = Field(ge=0, description="scenario seconds from request to payment")
+
+
+class WithdrawalRejected(_WithdrawalStep):
+    type: Literal["withdrawal.rejected"] = "withdrawal.rejected"
+    reason: Reason
+
+
+# --- operations ------------------------------------------------------------------------
+
+
+class DeadLetter(Event):
+    """A message a consumer could not use, kept with the reason so nothing is lost."""
+
+    type: Literal["dead_letter"] = "dead_letter"
+    venue: VenueId = "unknown"
+    consumer: str
+    source_topic: str
+    partition: int
+    offset: int
+    reason: str
+    key: str | None = None
+    payload: str = Field(description="the original bytes, utf-8 with invalid bytes escaped")
+
+
+AnyEvent = Annotated[
+    VenueOpened
+    | AccountOpened
+    | DepositMade
+    | WithdrawalRequested
+    | FundsReserved
+    | FundsRejected
+    | PayoutSettled
+    | PayoutFailed
+    | BalanceSnapshot
+    | DepositRejected
+    | PayoutRequested
+    | ReleaseRequested
+    | WithdrawalPaid
+    | WithdrawalRejected
+    | DeadLetter,
+    Field(discriminator="type"),
+]
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.model_fields["type"].default: cls for cls in get_args(get_args(AnyEvent)[0])
+}
+
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
+
+
+def decode(raw: bytes | str) -> Event:
+    """Parse one event; raises pydantic.ValidationError naming what is wrong."""
+    return _ADAPTER.validate_json(raw)

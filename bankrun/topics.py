@@ -1,0 +1,141 @@
+"""The topics catalogue: every topic, its one writer, its key and the events it carries.
+
+Venue-keyed topics share one partition count so a venue's events land on the same
+partition number everywhere (faust tables need their sources co-partitioned), and all
+events of one venue are processed in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bankrun import events as ev
+
+PARTITIONS = 4
+
+#: How long a consumer's fetch may wait for data. Tansu does not answer a parked fetch when
+#: data arrives, so every hop waits for this timeout (faust's own is 1.5 s): keep it short.
+FETCH_MAX_WAIT_MS = 5
+
+
+@dataclass(frozen=True)
+class Topic:
+    name: str
+    writer: str
+    readers: tuple[str, ...]
+    key: str
+    event_types: tuple[type[ev.Event], ...]
+    description: str
+    partitions: int = PARTITIONS
+    cleanup_policy: Literal["delete", "compact"] = "delete"
+    config: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def type_names(self) -> tuple[str, ...]:
+        return tuple(t.model_fields["type"].default for t in self.event_types)
+
+    def key_of(self, event: ev.Event) -> str:
+        """The message key: the venue, unless the topic says otherwise."""
+        if isinstance(event, ev.BalanceSnapshot):
+            return f"{event.venue}/{event.account}/{event.asset}"
+        if isinstance(event, ev.DeadLetter):
+            return event.source_topic
+        return event.venue
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "topic": self.name,
+            "writer": self.writer,
+            "readers": list(self.readers),
+            "key": self.key,
+            "partitions": self.partitions,
+            "cleanup_policy": self.cleanup_policy,
+            "event_types": list(self.type_names),
+            "description": self.description,
+        }
+
+
+VENUES = Topic(
+    "bankrun.venues",
+    writer="runner",
+    readers=("custody", "withdrawal", "gateway"),
+    key="venue",
+    event_types=(ev.VenueOpened,),
+    description="Venues of the run and their reserve policies.",
+)
+CUSTOMER_REQUESTS = Topic(
+    "bankrun.customer-requests",
+    writer="gateway",
+    readers=("custody",),
+    key="venue",
+    event_types=(ev.AccountOpened, ev.DepositMade, ev.WithdrawalRequested),
+    description="What customers asked for, in the order the gateway accepted it.",
+)
+CUSTODY_EVENTS = Topic(
+    "bankrun.custody-events",
+    writer="custody",
+    readers=("withdrawal",),
+    key="venue",
+    event_types=(
+        ev.FundsReserved,
+        ev.FundsRejected,
+        ev.PayoutSettled,
+        ev.PayoutFailed,
+        ev.DepositRejected,
+    ),
+    description="Ledger outcomes: funds reserved or refused, payouts sent or failed.",
+)
+WITHDRAWAL_COMMANDS = Topic(
+    "bankrun.withdrawal-commands",
+    writer="withdrawal",
+    readers=("custody",),
+    key="venue",
+    event_types=(ev.PayoutRequested, ev.ReleaseRequested),
+    description="The withdrawal saga's orders to custody: pay a reserved amount, or release it.",
+)
+WITHDRAWAL_EVENTS = Topic(
+    "bankrun.withdrawal-events",
+    writer="withdrawal",
+    readers=("gateway",),
+    key="venue",
+    event_types=(ev.WithdrawalPaid, ev.WithdrawalRejected),
+    description="Final outcome of every withdrawal request, with the reason.",
+)
+BALANCES = Topic(
+    "bankrun.balances",
+    writer="custody",
+    readers=("gateway",),
+    key="venue/account/asset",
+    event_types=(ev.BalanceSnapshot,),
+    description="Each customer's latest balance; compacted, it is the gateway's read model.",
+    cleanup_policy="compact",
+)
+DEAD_LETTERS = Topic(
+    "bankrun.dead-letters",
+    writer="any consumer",
+    readers=("operators",),
+    key="source topic",
+    event_types=(ev.DeadLetter,),
+    description="Messages a consumer could not decode or apply, with the reason.",
+    partitions=1,
+)
+
+CATALOGUE: tuple[Topic, ...] = (
+    VENUES,
+    CUSTOMER_REQUESTS,
+    CUSTODY_EVENTS,
+    WITHDRAWAL_COMMANDS,
+    WITHDRAWAL_EVENTS,
+    BALANCES,
+    DEAD_LETTERS,
+)
+BY_NAME = {t.name: t for t in CATALOGUE}
+
+
+def topic_of(event_type: type[ev.Event]) -> Topic:
+    """The one topic an event type is written to."""
+    for topic in CATALOGUE:
+        if event_type in topic.event_types:
+            return topic
+    raise KeyError(f"{event_type.__name__} is on no topic")

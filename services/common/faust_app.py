@@ -1,0 +1,167 @@
+"""The faust shell every stream service shares: app settings, /metrics, /ready, and a consume
+loop that decodes, dead-letters what it cannot use, applies a handler once, and emits.
+
+A service module only says which topics it reads and what its handler decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import faust
+from faust.transport.drivers import aiokafka as aiokafka_driver
+from prometheus_client import generate_latest
+from pydantic import ValidationError
+
+from bankrun import events as ev
+from bankrun.topics import BY_NAME, DEAD_LETTERS, FETCH_MAX_WAIT_MS, PARTITIONS, Topic
+from services.common import metrics
+from services.common.journal import Effects, Journal
+from services.common.settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[ev.Event, Journal, float], Effects]
+AfterCommit = Callable[[ev.Event, Effects, Journal], None]
+
+
+def _short_fetch_wait() -> None:
+    """faust builds its consumer with fetch_max_wait_ms=1500; shorten it before start.
+
+    aiokafka reads `_fetch_max_wait_ms` when the consumer starts, so this is enough.
+    """
+    thread = aiokafka_driver.AIOKafkaConsumerThread
+    if getattr(thread, "_bankrun_patched", False):
+        return
+    original = thread._create_worker_consumer
+
+    def create(self: Any, transport: Any) -> Any:
+        consumer = original(self, transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+    thread._create_worker_consumer = create
+    thread._bankrun_patched = True
+
+
+def create_app(service: str, settings: ServiceSettings) -> faust.App:
+    """A faust app tuned for the embedded broker (see DESIGN.md: measured settings)."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _short_fetch_wait()
+    app = faust.App(
+        f"bankrun-{service}-{settings.run_id}",
+        broker=[f"kafka://{b}" for b in settings.bootstrap.split(",")],
+        web_host=settings.host,
+        web_port=settings.port,
+        web_bind=settings.host,
+        datadir=str(settings.data_dir / service),
+        store="memory://",
+        topic_replication_factor=1,
+        topic_partitions=PARTITIONS,
+        broker_session_timeout=10,
+        broker_rebalance_timeout=10,
+        consumer_auto_offset_reset="earliest",
+        producer_linger_ms=1,
+    )
+
+    @app.page("/metrics")
+    async def _metrics(web: Any, request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type="text/plain; version=0.0.4")
+
+    @app.page("/ready")
+    async def _ready(web: Any, request: Any) -> Any:
+        ready = app.tables.recovery.completed.is_set() and not app.rebalancing
+        assigned = sorted(str(tp) for tp in app.consumer.assignment()) if ready else []
+        body = {"service": service, "ready": ready, "assigned": assigned}
+        return web.json(body, status=200 if ready else 503)
+
+    return app
+
+
+def raw_topic(app: faust.App, topic: Topic) -> faust.TopicT:
+    return app.topic(
+        topic.name,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=topic.partitions,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+def run_service(
+    app: faust.App,
+    service: str,
+    settings: ServiceSettings,
+    inputs: Iterable[Topic],
+    handle: Handler,
+    after_commit: AfterCommit | None = None,
+) -> None:
+    """Wire the consume loop: one agent over all `inputs`, state in two changelogged Tables."""
+    state = app.Table("state", default=None, partitions=PARTITIONS)
+    records = app.Table("journal", default=None, partitions=PARTITIONS)
+    journal = Journal(state, records)
+    outputs = {name: raw_topic(app, spec) for name, spec in BY_NAME.items()}
+    dead_letters = outputs[DEAD_LETTERS.name]
+    source = app.topic(*(t.name for t in inputs), key_serializer="raw", value_serializer="raw")
+
+    @app.agent(source, name=f"{service}-consume")
+    async def consume(stream: Any) -> None:
+        async for message in stream.events():
+            msg = message.message
+            try:
+                event = ev.decode(message.value)
+            except ValidationError as bad:
+                await _dead_letter(
+                    dead_letters, service, msg, _validation_reason(bad), settings.scenario_time()
+                )
+                continue
+            metrics.EVENTS.labels(service, event.type).inc()
+            try:
+                effects, new = journal.commit(
+                    str(event.event_id),
+                    lambda e=event: handle(e, journal, settings.scenario_time()),
+                )
+            except Exception as crash:  # one bad event must not stop the stream
+                log.exception("handler failed on %s", event.event_id)
+                await _dead_letter(
+                    dead_letters,
+                    service,
+                    msg,
+                    f"handler_error: {crash!r}",
+                    settings.scenario_time(),
+                )
+                continue
+            if not new:
+                metrics.DUPLICATES.labels(service).inc()
+            elif after_commit is not None:
+                after_commit(event, effects, journal)
+            for out in effects.outputs:
+                await outputs[out.topic].send(key=out.key.encode(), value=out.value)
+
+
+def _validation_reason(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(p) for p in first.get("loc", ())) or "message"
+    return f"invalid_event: {where}: {first.get('msg')} ({error.error_count()} error(s))"
+
+
+async def _dead_letter(
+    topic: faust.TopicT, service: str, msg: Any, reason: str, now: float
+) -> None:
+    raw: bytes = msg.value or b""
+    letter = ev.DeadLetter(
+        scenario_time=now,
+        consumer=service,
+        source_topic=msg.topic,
+        partition=msg.partition,
+        offset=msg.offset,
+        reason=reason[:2000],
+        key=msg.key.decode("utf-8", "backslashreplace") if msg.key else None,
+        payload=raw.decode("utf-8", "backslashreplace")[:100_000],
+    )
+    metrics.DEAD_LETTERS.labels(service, msg.topic).inc()
+    log.warning("dead-lettered %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason)
+    await topic.send(key=msg.topic.encode(), value=letter.to_bytes())

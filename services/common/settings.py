@@ -1,0 +1,42 @@
+"""What every service process is told by the runner, through BANKRUN_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from bankrun.clock import ScenarioClock
+
+
+class ServiceSettings(BaseModel):
+    bootstrap: str = Field(description="Kafka bootstrap servers, host:port[,host:port]")
+    run_id: str = "dev"
+    host: str = "127.0.0.1"
+    port: int = Field(8000, description="HTTP port: API for the gateway, /metrics for all")
+    data_dir: Path = Path("runs/dev/state")
+    started_at: float = Field(default_factory=time.time)
+    speed: float = Field(1.0, gt=0)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> ServiceSettings:
+        env = os.environ if environ is None else environ
+        prefix = "BANKRUN_"
+        values = {
+            name: env[prefix + name.upper()]
+            for name in cls.model_fields
+            if prefix + name.upper() in env
+        }
+        return cls.model_validate(values)
+
+    def to_env(self) -> dict[str, str]:
+        return {f"BANKRUN_{k.upper()}": str(v) for k, v in self.model_dump().items()}
+
+    @property
+    def clock(self) -> ScenarioClock:
+        return ScenarioClock(self.started_at, self.speed)
+
+    def scenario_time(self) -> float:
+        return self.clock.scenario_time(time.time())

@@ -1,0 +1,257 @@
+"""Gateway: the customers' HTTP API. Validates requests, publishes them as events, and answers
+reads from a model folded from custody's and the saga's events.
+
+Writes are accepted with 202 once the event is in the log; outcomes are read back later
+(`GET /withdrawals/{venue}/{request_id}`), as with a real exchange's withdrawal queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from bankrun import events as ev
+from bankrun.domain.money import AssetCode
+from bankrun.topics import BALANCES, FETCH_MAX_WAIT_MS, VENUES, WITHDRAWAL_EVENTS, topic_of
+from services.common import metrics
+from services.common.settings import ServiceSettings
+from services.gateway.readmodel import ReadModel
+
+log = logging.getLogger("bankrun.gateway")
+settings = ServiceSettings.from_env()
+model = ReadModel()
+_state: dict[str, Any] = {"ready": False}
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class OpenAccountBody(_Body):
+    venue: ev.VenueId
+    account: ev.AccountId
+    asset: AssetCode = "USD"
+
+
+class DepositBody(OpenAccountBody):
+    amount: ev.MinorUnits
+
+
+class WithdrawalBody(DepositBody):
+    request_id: ev.RequestId | None = None
+
+
+class Accepted(BaseModel):
+    event_id: uuid.UUID
+    status: str = "accepted"
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=1)
+    await producer.start()
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
+    )
+    await consumer.start()
+    follower = asyncio.create_task(_follow(consumer))
+    _state["producer"] = producer
+    try:
+        yield
+    finally:
+        _state["ready"] = False
+        follower.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await follower
+        await consumer.stop()
+        await producer.stop()
+
+
+async def _follow(consumer: AIOKafkaConsumer) -> None:
+    """Fold venues, balances and outcomes into the read model, from the start of the log."""
+    partitions = []
+    for topic in (VENUES, BALANCES, WITHDRAWAL_EVENTS):
+        partitions += [TopicPartition(topic.name, p) for p in range(topic.partitions)]
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
+    _state["ready"] = True
+    while True:
+        batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+        for records in batches.values():
+            for record in records:
+                try:
+                    model.apply(ev.decode(record.value))
+                except ValidationError:
+                    log.warning(
+                        "unreadable event at %s[%s]@%s",
+                        record.topic,
+                        record.partition,
+                        record.offset,
+                    )
+
+
+app = FastAPI(
+    title="bankrun gateway",
+    version="1",
+    description="Customer API of a simulated exchange venue. Amounts are integer minor units.",
+    lifespan=lifespan,
+)
+
+
+@app.exception_handler(RequestValidationError)
+async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [
+        {
+            "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "path", "query")),
+            "message": e["msg"],
+        }
+        for e in exc.errors()
+    ]
+    summary = "; ".join(f"{e['field'] or 'body'}: {e['message']}" for e in errors)
+    return JSONResponse(status_code=422, content={"detail": summary, "errors": errors})
+
+
+@app.middleware("http")
+async def _count(request: Request, call_next: Any) -> Response:
+    response = await call_next(request)
+    route = request.scope.get("route")
+    path = getattr(route, "path", "unmatched")
+    metrics.HTTP_REQUESTS.labels(path, str(response.status_code)).inc()
+    return response
+
+
+def _venue(venue: str) -> str:
+    if venue not in model.venues:
+        raise HTTPException(404, f"unknown venue {venue!r}")
+    return venue
+
+
+def _account(venue: str, account: str, asset: str) -> None:
+    _venue(venue)
+    if not model.has_account(venue, account, asset):
+        raise HTTPException(404, f"unknown account {account!r} for {asset} at venue {venue!r}")
+
+
+async def _publish(event: ev.Event) -> None:
+    topic = topic_of(type(event))
+    await _state["producer"].send_and_wait(
+        topic.name, event.to_bytes(), key=topic.key_of(event).encode()
+    )
+
+
+def _idempotent_id(kind: str, venue: str, key: str | None) -> uuid.UUID:
+    """Same key, same event id: a retried request is dropped by the consumers' journals."""
+    return ev.derived_id(uuid.UUID(int=0), f"{kind}/{venue}/{key}") if key else uuid.uuid4()
+
+
+@app.post("/accounts", status_code=202, response_model=Accepted)
+async def open_account(body: OpenAccountBody) -> Accepted:
+    _venue(body.venue)
+    if model.has_account(body.venue, body.account, body.asset):
+        raise HTTPException(409, f"account {body.account!r} already exists at {body.venue!r}")
+    event = ev.AccountOpened(
+        event_id=_idempotent_id("account", body.venue, f"{body.account}/{body.asset}"),
+        venue=body.venue,
+        scenario_time=settings.scenario_time(),
+        account=body.account,
+        asset=body.asset,
+    )
+    await _publish(event)
+    return Accepted(event_id=event.event_id)
+
+
+@app.post("/deposits", status_code=202, response_model=Accepted)
+async def deposit(
+    body: DepositBody,
+    idempotency_key: Annotated[ev.RequestId | None, Header()] = None,
+) -> Accepted:
+    _account(body.venue, body.account, body.asset)
+    event = ev.DepositMade(
+        event_id=_idempotent_id("deposit", body.venue, idempotency_key),
+        venue=body.venue,
+        scenario_time=settings.scenario_time(),
+        account=body.account,
+        asset=body.asset,
+        amount=body.amount,
+    )
+    await _publish(event)
+    return Accepted(event_id=event.event_id)
+
+
+@app.post("/withdrawals", status_code=202)
+async def withdraw(
+    body: WithdrawalBody,
+    idempotency_key: Annotated[ev.RequestId | None, Header()] = None,
+) -> JSONResponse:
+    _account(body.venue, body.account, body.asset)
+    if body.request_id and idempotency_key and body.request_id != idempotency_key:
+        raise HTTPException(422, "request_id and Idempotency-Key header differ")
+    request_id = body.request_id or idempotency_key or str(uuid.uuid4())
+    known = model.withdrawals.get((body.venue, request_id))
+    if known is not None:
+        if (known["account"], known["asset"], known["amount"]) != (
+            body.account,
+            body.asset,
+            body.amount,
+        ):
+            raise HTTPException(409, f"request_id {request_id!r} was used for another withdrawal")
+        return JSONResponse(known, status_code=200)
+    event = ev.WithdrawalRequested(
+        event_id=_idempotent_id("withdrawal", body.venue, request_id),
+        venue=body.venue,
+        scenario_time=settings.scenario_time(),
+        account=body.account,
+        asset=body.asset,
+        amount=body.amount,
+        request_id=request_id,
+    )
+    await _publish(event)
+    return JSONResponse(model.accepted(event), status_code=202)
+
+
+@app.get("/withdrawals/{venue}/{request_id}")
+async def withdrawal_status(venue: str, request_id: str) -> dict[str, Any]:
+    _venue(venue)
+    known = model.withdrawals.get((venue, request_id))
+    if known is None:
+        raise HTTPException(404, f"unknown withdrawal {request_id!r} at venue {venue!r}")
+    return known
+
+
+@app.get("/accounts/{venue}/{account}")
+async def account_balances(venue: str, account: str) -> dict[str, Any]:
+    _venue(venue)
+    balances = model.account(venue, account)
+    if not balances:
+        raise HTTPException(404, f"unknown account {account!r} at venue {venue!r}")
+    return {"venue": venue, "account": account, "balances": balances}
+
+
+@app.get("/venues")
+async def venues() -> dict[str, Any]:
+    return {"venues": [{"venue": v, "policy": p} for v, p in sorted(model.venues.items())]}
+
+
+@app.get("/ready")
+async def ready() -> JSONResponse:
+    body = {"service": "gateway", "ready": _state["ready"], "events_applied": model.applied}
+    return JSONResponse(body, status_code=200 if _state["ready"] else 503)
+
+
+@app.get("/metrics")
+async def prometheus_metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

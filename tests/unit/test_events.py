@@ -1,0 +1,92 @@
+import uuid
+
+import pytest
+from pydantic import ValidationError
+
+from bankrun import events as ev
+
+
+def request(**overrides) -> ev.WithdrawalRequested:
+    fields = dict(
+        venue="ftx-like",
+        scenario_time=3600.0,
+        account="whale-1",
+        asset="USD",
+        request_id="r-1",
+        amount=1_000_00,
+    )
+    return ev.WithdrawalRequested(**{**fields, **overrides})
+
+
+def test_every_event_round_trips_through_json():
+    original = request()
+    assert ev.decode(original.to_bytes()) == original
+
+
+def test_the_envelope_is_on_every_event_type():
+    for cls in ev.EVENT_TYPES.values():
+        for name in (
+            "event_id",
+            "type",
+            "schema_version",
+            "venue",
+            "scenario_time",
+            "occurred_at",
+            "correlation_id",
+            "causation_id",
+        ):
+            assert name in cls.model_fields, (cls.__name__, name)
+
+
+def test_a_caused_event_links_to_its_cause_with_a_stable_id():
+    cause = request()
+    a = cause.caused(
+        ev.FundsReserved,
+        3601.0,
+        account="whale-1",
+        asset="USD",
+        request_id="r-1",
+        amount=1,
+        requested_at=3600.0,
+    )
+    b = cause.caused(
+        ev.FundsReserved,
+        3602.0,
+        account="whale-1",
+        asset="USD",
+        request_id="r-1",
+        amount=1,
+        requested_at=3600.0,
+    )
+    assert a.event_id == b.event_id != cause.event_id
+    assert a.causation_id == cause.event_id == a.correlation_id
+    assert a.scenario_time == 3601.0
+
+
+@pytest.mark.parametrize(
+    ("overrides", "field"),
+    [
+        ({"amount": -5}, "amount"),
+        ({"amount": 1.5}, "amount"),
+        ({"amount": "100"}, "amount"),
+        ({"asset": "DOGE"}, "asset"),
+        ({"venue": "Bad Venue!"}, "venue"),
+        ({"scenario_time": -1}, "scenario_time"),
+    ],
+)
+def test_bad_fields_are_named(overrides, field):
+    with pytest.raises(ValidationError) as bad:
+        request(**overrides)
+    assert field in {e["loc"][0] for e in bad.value.errors()}
+
+
+def test_garbage_does_not_decode():
+    with pytest.raises(ValidationError):
+        ev.decode(b"\x00\xffnot json")
+    with pytest.raises(ValidationError):
+        ev.decode(b'{"type": "no.such.event", "venue": "x", "scenario_time": 0}')
+
+
+def test_derived_ids_differ_by_label():
+    cause = uuid.uuid4()
+    assert ev.derived_id(cause, "a") != ev.derived_id(cause, "b")

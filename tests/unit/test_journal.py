@@ -1,0 +1,112 @@
+"""Exactly-once effects over at-least-once delivery, and the saga told end to end in memory."""
+
+import contextlib
+
+from bankrun import events as ev
+from bankrun.domain import ledger
+from services.common.journal import Effects, Journal, JournalBook
+from services.custody import handlers as custody
+from services.withdrawal import handlers as saga
+
+VENUE = "safe-1"
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashingState(dict):
+    """A state store that dies after `writes` writes, like a worker killed mid-event."""
+
+    def __init__(self, writes: int):
+        super().__init__()
+        self.left = writes
+
+    def __setitem__(self, key, value):
+        if self.left == 0:
+            raise Crash
+        self.left -= 1
+        super().__setitem__(key, value)
+
+
+def deposit_effects(amount: int) -> Effects:
+    effects = Effects()
+    effects.increments = {"hot": amount, "alice": -amount}
+    return effects
+
+
+def test_a_duplicate_is_applied_once_and_re_emits_its_outputs():
+    journal = Journal({}, {})
+    first, new = journal.commit("e1", lambda: deposit_effects(5))
+    again, new_again = journal.commit("e1", lambda: deposit_effects(999))
+    assert (new, new_again) == (True, False)
+    assert journal.get("hot") == 5
+    assert again.increments == first.increments
+
+
+def test_a_crash_mid_event_resumes_without_double_applying():
+    for writes in range(3):  # crash after 0, 1 or 2 state writes
+        state = CrashingState(writes)
+        records: dict = {}
+        journal = Journal(state, records)
+        with contextlib.suppress(Crash):
+            journal.commit("e1", lambda: deposit_effects(5))
+        state.left = 10**6  # the worker restarts with whatever was written
+        _, new = journal.commit("e1", lambda: deposit_effects(7))
+        assert new, "a half-applied event is resumed, not skipped"
+        assert (journal.get("hot"), journal.get("alice")) == (5, -5), writes
+
+
+class InMemoryVenue:
+    """Custody and the withdrawal saga wired by hand, each with its own journal."""
+
+    def __init__(self):
+        self.custody = Journal({}, {})
+        self.saga = Journal({}, {})
+        self.log: list[ev.Event] = []
+
+    def send(self, event: ev.Event, now: float = 0.0) -> None:
+        queue = [event]
+        while queue:
+            current = queue.pop(0)
+            self.log.append(current)
+            for journal, decide in (
+                (self.custody, lambda e=current: custody.handle(e, JournalBook(self.custody), now)),
+                (self.saga, lambda e=current: saga.handle(e, self.saga.get, now)[0]),
+            ):
+                effects, _ = journal.commit(str(current.event_id), decide)
+                queue += [ev.decode(out.value) for out in effects.outputs]
+
+    def outcome(self, request_id: str) -> ev.Event:
+        done = (ev.WithdrawalPaid, ev.WithdrawalRejected)
+        return next(e for e in self.log if isinstance(e, done) and e.request_id == request_id)
+
+
+def test_the_withdrawal_story():
+    venue = InMemoryVenue()
+    venue.send(ev.VenueOpened(venue=VENUE, scenario_time=0, policy="full-reserve"))
+    venue.send(ev.AccountOpened(venue=VENUE, scenario_time=0, account="whale-1", asset="USD"))
+    venue.send(
+        ev.DepositMade(venue=VENUE, scenario_time=0, account="whale-1", asset="USD", amount=1_000)
+    )
+    ask = ev.WithdrawalRequested(
+        venue=VENUE, scenario_time=60, account="whale-1", asset="USD", request_id="w-1", amount=600
+    )
+    venue.send(ask, now=61)
+    venue.send(ask, now=62)  # the customer's retry reaches the log twice
+    greedy = ev.WithdrawalRequested(
+        venue=VENUE, scenario_time=70, account="whale-1", asset="USD", request_id="w-2", amount=600
+    )
+    venue.send(greedy, now=71)
+
+    assert isinstance(venue.outcome("w-1"), ev.WithdrawalPaid)
+    refused = venue.outcome("w-2")
+    assert isinstance(refused, ev.WithdrawalRejected)
+    assert refused.reason == "insufficient_balance"
+    owed = venue.custody.get(custody.total_key(VENUE, "liabilities", "USD"))
+    hot = venue.custody.get(custody.total_key(VENUE, "hot", "USD"))
+    assert (owed, hot) == (400, 400)  # paid once, not twice
+    balances = {k: v[0] for k, v in venue.custody.state.items() if k.count("|") == 3}
+    assert ledger.invariant_violations(balances) == []
+    paid = [e for e in venue.log if isinstance(e, ev.WithdrawalPaid)]
+    assert len({e.event_id for e in paid}) == 1
