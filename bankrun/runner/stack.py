@@ -4,6 +4,7 @@ each waited on by a readiness check, and stopped in reverse whatever happens."""
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ class Stack:
     bootstrap: str | None = None  # an existing Kafka; None starts the embedded broker
     speed: float = 1.0
     prometheus: bool = True
+    services: tuple[str, ...] = tuple(SERVICES)
     progress: Progress = lambda message: None
     started_at: float = field(default_factory=time.time)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
@@ -66,20 +68,27 @@ class Stack:
             self.progress("starting the embedded broker (Tansu)")
             broker, self.bootstrap = kafka.embedded_broker(self.log_dir)
             self.processes["broker"] = broker
+            self._record_pids()
         self.urls["kafka"] = self.bootstrap
         created = asyncio.run(kafka.create_topics(self.bootstrap))
         self.progress(f"topics ready ({len(created)} created)")
-        for service in SERVICES:
+        for service in self.services:
             self.start_service(service)
-        for service in SERVICES:
+        for service in self.services:
             self.progress(f"waiting for {service}")
             self.processes[service].wait_ready(http_ok(self.urls[service] + "/ready"), 120)
         if self.prometheus:
             self.progress("starting Prometheus")
-            targets = {s: self.urls[s].removeprefix("http://") for s in SERVICES}
+            targets = {s: self.urls[s].removeprefix("http://") for s in self.services}
             proc, self.urls["prometheus"] = start_prometheus(self.run_dir, targets, self.run_id)
             self.processes["prometheus"] = proc
+        self._record_pids()
         self.progress("stack is up")
+
+    def _record_pids(self) -> None:
+        """pids.json: what this run started, so anyone can check it was all stopped."""
+        pids = {name: p.pid for name, p in self.processes.items() if p.process is not None}
+        (self.run_dir / "pids.json").write_text(json.dumps(pids, indent=2))
 
     def settings(self, port: int) -> ServiceSettings:
         assert self.bootstrap is not None
@@ -102,6 +111,7 @@ class Stack:
             env={**self.settings(port).to_env(), "PYTHONUNBUFFERED": "1"},
         ).start()
         self.processes[service] = proc
+        self._record_pids()
         return proc
 
     def stop_services(self) -> None:

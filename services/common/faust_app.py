@@ -143,9 +143,12 @@ def run_service(
 
 
 def _validation_reason(error: ValidationError) -> str:
-    first = error.errors()[0]
-    where = ".".join(str(p) for p in first.get("loc", ())) or "message"
-    return f"invalid_event: {where}: {first.get('msg')} ({error.error_count()} error(s))"
+    """Every problem, each with the field it is about."""
+    problems = [
+        f"{'.'.join(str(p) for p in e.get('loc', ())) or 'message'}: {e.get('msg')}"
+        for e in error.errors()
+    ]
+    return "invalid_event: " + "; ".join(problems)
 
 
 async def _dead_letter(

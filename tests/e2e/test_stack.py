@@ -1,0 +1,200 @@
+"""The whole embedded stack: broker, custody, withdrawal, gateway, Prometheus — real processes.
+
+A customer story through the gateway, the gateway's refusals, Prometheus' view of the money,
+and finally that stopping the stack leaves no process behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import pytest
+
+from bankrun import events as ev
+from bankrun.runner import kafka
+from bankrun.runner.processes import group_alive, wait_until
+from bankrun.runner.prometheus import scalar
+from bankrun.runner.stack import Stack
+
+pytestmark = pytest.mark.e2e
+
+VENUE = "safe-1"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    run_id = f"e2e-{uuid.uuid4().hex[:8]}"
+    the_stack = Stack(tmp_path_factory.mktemp("e2e"), run_id)
+    with the_stack:
+        asyncio.run(
+            kafka.publish(
+                the_stack.bootstrap,
+                [ev.VenueOpened(venue=VENUE, scenario_time=0, policy="full-reserve")],
+            )
+        )
+        yield the_stack
+    assert not any(group_alive(pid) for pid in the_stack.pids())
+
+
+@pytest.fixture(scope="module")
+def api(stack):
+    with httpx.Client(base_url=stack.gateway_url, timeout=10) as client:
+        wait_until(lambda: client.get("/venues").json()["venues"], 30, "venue at the gateway")
+        yield client
+
+
+def eventually(api, path, check, what, timeout=30.0):
+    def ok():
+        reply = api.get(path)
+        return reply.status_code == 200 and check(reply.json())
+
+    wait_until(ok, timeout, what, interval=0.05)
+    return api.get(path).json()
+
+
+def open_funded(api, account: str, amount: int) -> None:
+    assert api.post("/accounts", json={"venue": VENUE, "account": account}).status_code == 202
+    eventually(api, f"/accounts/{VENUE}/{account}", lambda b: True, f"{account} opened")
+    body = {"venue": VENUE, "account": account, "asset": "USD", "amount": amount}
+    assert api.post("/deposits", json=body).status_code == 202
+    eventually(
+        api,
+        f"/accounts/{VENUE}/{account}",
+        lambda b: b["balances"]["USD"] == amount,
+        f"{account} credited",
+    )
+
+
+class TestCustomerStory:
+    def test_deposit_withdraw_and_read_back(self, api):
+        open_funded(api, "whale-1", 1_000_000)
+        open_funded(api, "minnow-1", 5_000)
+        paid = api.post(
+            "/withdrawals",
+            json={"venue": VENUE, "account": "whale-1", "asset": "USD", "amount": 400_000},
+            headers={"Idempotency-Key": "whale-1-first"},
+        )
+        assert paid.status_code == 202
+        too_much = api.post(
+            "/withdrawals",
+            json={
+                "venue": VENUE,
+                "account": "minnow-1",
+                "asset": "USD",
+                "amount": 5_001,
+                "request_id": "minnow-greedy",
+            },
+        )
+        assert too_much.status_code == 202
+
+        done = eventually(
+            api,
+            f"/withdrawals/{VENUE}/whale-1-first",
+            lambda b: b["status"] == "paid",
+            "whale paid",
+        )
+        assert done["amount"] == 400_000
+        refused = eventually(
+            api,
+            f"/withdrawals/{VENUE}/minnow-greedy",
+            lambda b: b["status"] == "rejected",
+            "minnow refused",
+        )
+        assert refused["reason"] == "insufficient_balance"
+
+        assert api.get(f"/accounts/{VENUE}/whale-1").json()["balances"] == {"USD": 600_000}
+        eventually(
+            api,
+            f"/accounts/{VENUE}/minnow-1",
+            lambda b: b["balances"] == {"USD": 5_000},
+            "reservation released",
+        )
+
+    def test_a_retried_withdrawal_is_paid_once(self, api):
+        body = {"venue": VENUE, "account": "whale-1", "asset": "USD", "amount": 100_000}
+        headers = {"Idempotency-Key": "whale-1-second"}
+        assert api.post("/withdrawals", json=body, headers=headers).status_code == 202
+        eventually(
+            api,
+            f"/withdrawals/{VENUE}/whale-1-second",
+            lambda b: b["status"] == "paid",
+            "second payment",
+        )
+        again = api.post("/withdrawals", json=body, headers=headers)
+        assert again.status_code == 200 and again.json()["status"] == "paid"
+        assert api.get(f"/accounts/{VENUE}/whale-1").json()["balances"] == {"USD": 500_000}
+
+    def test_prometheus_sees_what_the_venue_owes(self, stack, api):
+        owed = 500_000 + 5_000
+        promql = (
+            f'bankrun_customer_liabilities{{venue="{VENUE}",run_id="{stack.run_id}",'
+            f'policy="full-reserve",asset="USD"}}'
+        )
+        wait_until(
+            lambda: scalar(stack.prometheus_url, promql) == owed,
+            30,
+            f"{promql} == {owed}",
+            interval=0.25,
+        )
+        paid = f'sum(bankrun_withdrawals_total{{venue="{VENUE}",outcome="paid"}})'
+        wait_until(
+            lambda: scalar(stack.prometheus_url, paid) == 2, 30, f"{paid} == 2", interval=0.25
+        )
+        hot = f'bankrun_reserves{{venue="{VENUE}",tier="hot",asset="USD"}}'
+        wait_until(
+            lambda: scalar(stack.prometheus_url, hot) == owed, 30, f"{hot} == {owed}", interval=0.25
+        )
+
+
+class TestBadRequests:
+    @pytest.mark.parametrize(
+        ("body", "field"),
+        [
+            ({"venue": VENUE, "account": "whale-1", "asset": "USD"}, "amount"),
+            ({"venue": VENUE, "account": "whale-1", "asset": "USD", "amount": -5}, "amount"),
+            ({"venue": VENUE, "account": "whale-1", "asset": "USD", "amount": 1.5}, "amount"),
+            ({"venue": VENUE, "account": "whale-1", "asset": "USD", "amount": "5"}, "amount"),
+            ({"venue": VENUE, "account": "whale-1", "asset": "DOGE", "amount": 5}, "asset"),
+            ({"venue": VENUE, "account": "Whale 1!", "asset": "USD", "amount": 5}, "account"),
+            ({"venue": VENUE, "account": "whale-1", "asset": "USD", "amount": 5, "x": 1}, "x"),
+        ],
+    )
+    @pytest.mark.parametrize("path", ["/deposits", "/withdrawals"])
+    def test_invalid_fields_are_named(self, api, path, body, field):
+        reply = api.post(path, json=body)
+        assert reply.status_code == 422
+        assert field in [e["field"] for e in reply.json()["errors"]]
+        assert field in reply.json()["detail"]
+
+    @pytest.mark.parametrize("path", ["/deposits", "/withdrawals"])
+    def test_unknown_account_and_venue_are_404(self, api, path):
+        body = {"venue": VENUE, "account": "nobody", "asset": "USD", "amount": 5}
+        reply = api.post(path, json=body)
+        assert reply.status_code == 404 and "nobody" in reply.json()["detail"]
+        reply = api.post(path, json={**body, "venue": "no-such-venue"})
+        assert reply.status_code == 404 and "no-such-venue" in reply.json()["detail"]
+
+    def test_not_json_is_422(self, api):
+        reply = api.post(
+            "/deposits", content=b"\x00garbage", headers={"content-type": "application/json"}
+        )
+        assert reply.status_code == 422
+
+    def test_an_idempotency_key_reused_for_another_amount_is_409(self, api):
+        body = {"venue": VENUE, "account": "whale-1", "asset": "USD", "amount": 1}
+        assert api.post("/withdrawals", json={**body, "request_id": "k-1"}).status_code == 202
+        reply = api.post("/withdrawals", json={**body, "amount": 2, "request_id": "k-1"})
+        assert reply.status_code == 409
+
+    def test_opening_an_existing_account_is_409(self, api):
+        reply = api.post("/accounts", json={"venue": VENUE, "account": "minnow-1"})
+        assert reply.status_code == 409
+
+
+def test_stopping_the_stack_leaves_no_process(stack):
+    pids = stack.pids()
+    assert len(pids) == 5  # broker, custody, withdrawal, gateway, prometheus
+    stack.stop()
+    assert [pid for pid in pids if group_alive(pid)] == []
