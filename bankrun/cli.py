@@ -16,14 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bankrun import schemas as schema_files
-from bankrun.domain.money import format_amount
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks, each against a baseline.")
 app.add_typer(bench_app, name="bench")
 console = Console()
 
-DEFAULT_SCENARIO = "slice"
+DEFAULT_SCENARIO = "policies-48h"
 
 
 def _terminate_as_interrupt() -> None:
@@ -94,6 +93,17 @@ def up(
     console.print(f"stopped; logs kept in {stack.log_dir}")
 
 
+def _load_scenario(scenario: str) -> tuple[object, str]:
+    from bankrun import scenario as scenarios
+
+    try:
+        spec = scenarios.load(scenario)
+    except scenarios.ScenarioError as bad:
+        console.print(f"[red]{bad}[/]")
+        raise typer.Exit(2) from None
+    return spec, scenarios.resolve(scenario).read_text()
+
+
 @app.command()
 def run(
     scenario: Annotated[str, typer.Argument(help="a shipped scenario name or a YAML path")] = (
@@ -103,35 +113,19 @@ def run(
         str | None, typer.Option(help="use this Kafka (host:port) instead of the embedded broker")
     ] = None,
     runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
-    speed: Annotated[float, typer.Option(help="scenario seconds per wall second")] = 1.0,
+    speed: Annotated[
+        float | None, typer.Option(help="scenario seconds per wall second (default: scenario's)")
+    ] = None,
+    users: Annotated[int, typer.Option(help="Locust users delivering the load")] = 20,
 ) -> None:
-    """Run a scenario end to end on the real stack and write runs/<run-id>/."""
-    from bankrun import scenario as scenarios
+    """Run a scenario end to end on the real stack (Locust load) and write runs/<run-id>/."""
     from bankrun.runner.processes import StartupError
     from bankrun.runner.prometheus import PrometheusMissing
     from bankrun.runner.run import run as run_scenario
 
-    try:
-        spec = scenarios.load(scenario)
-    except scenarios.ScenarioError as bad:
-        console.print(f"[red]{bad}[/]")
-        raise typer.Exit(2) from None
+    spec, text = _load_scenario(scenario)
     _terminate_as_interrupt()
-    text = scenarios.resolve(scenario).read_text()
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as bar:
-        tasks: dict[str, int] = {}
-
-        def step(what: str, done: int, total: int) -> None:
-            if what not in tasks:
-                tasks[what] = bar.add_task(what, total=total)
-            bar.update(tasks[what], completed=done)
-
+    with _progress() as (bar, step):
         try:
             result = run_scenario(
                 spec,
@@ -139,15 +133,82 @@ def run(
                 runs_dir,
                 bootstrap=bootstrap,
                 speed=speed,
+                users=users,
                 progress=lambda m: bar.console.log(m),
                 step=step,
             )
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: every process stopped, logs kept in runs/[/]")
             raise typer.Exit(130) from None
-        except (StartupError, PrometheusMissing) as failed:
+        except (StartupError, PrometheusMissing, TimeoutError) as failed:
             console.print(f"[red]{failed}[/]")
             raise typer.Exit(1) from None
+    _report(result)
+
+
+@app.command()
+def sim(
+    scenario: Annotated[str, typer.Argument(help="a shipped scenario name or a YAML path")] = (
+        DEFAULT_SCENARIO
+    ),
+    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
+) -> None:
+    """Run a scenario on the core alone, in process (no Kafka): seconds, deterministic."""
+    from bankrun.runner.run import simulate
+
+    spec, text = _load_scenario(scenario)
+    _report(simulate(spec, text, runs_dir))
+
+
+@app.command()
+def verify(run_dir: Annotated[Path, typer.Argument(help="a runs/<run-id> folder")]) -> None:
+    """Recompute a run's summary from its event log and check the ledger invariants."""
+    from bankrun import summary
+
+    recorded = json.loads((run_dir / "summary.json").read_text())
+    log = summary.read_log(run_dir / "events.jsonl")
+    again = summary.summarize(log, {})["venues"]
+    problems = summary.check(log)
+    for venue, row in again.items():
+        said = recorded["venues"].get(venue, {})
+        for key, value in row.items():
+            if said.get(key) != value:
+                problems.append(f"{venue}.{key}: summary says {said.get(key)!r}, log {value!r}")
+    if set(again) != set(recorded["venues"]):
+        problems.append(f"venues differ: {sorted(recorded['venues'])} vs {sorted(again)}")
+    if problems:
+        for problem in problems:
+            console.print(f"[red]✗[/] {problem}")
+        raise typer.Exit(1)
+    console.print(f"[green]✓[/] {run_dir}: {len(log)} events; summary and invariants hold")
+
+
+class _progress:
+    """A rich progress display and a `step(what, done, total)` callback that feeds it."""
+
+    def __enter__(self):  # type: ignore[no-untyped-def]
+        self.bar = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.bar.__enter__()
+        tasks: dict[str, int] = {}
+
+        def step(what: str, done: float, total: float) -> None:
+            if what not in tasks:
+                tasks[what] = self.bar.add_task(what, total=total)
+            self.bar.update(tasks[what], completed=done)
+
+        return self.bar, step
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.__exit__(*exc)  # type: ignore[arg-type]
+
+
+def _report(result) -> None:  # type: ignore[no-untyped-def]
     _print_summary(result.summary)
     console.print(f"run folder: {result.run_dir}")
     if result.problems:
@@ -157,42 +218,42 @@ def run(
 
 
 def _print_summary(summary: dict) -> None:
-    table = Table(title=f"{summary['scenario']} — {summary['run_id']}")
+    table = Table(title=f"{summary['scenario']} ({summary['mode']}) — {summary['run_id']}")
     for col in (
         "venue",
         "policy",
-        "liabilities at start",
+        "liquid / owed",
         "requested",
         "paid",
+        "queued",
         "rejected",
-        "paid fraction",
-        "latency p50 / p99 (scn s)",
+        "paid",
+        "dry at h",
+        "halted at h",
+        "p50 / p99 h",
     ):
-        table.add_column(col)
+        table.add_column(col, overflow="fold")
     for venue, v in summary["venues"].items():
-        w = v["withdrawals"]
-        lat = v["latency_scenario_seconds"]
+        start = v["liquid_start"], v["liabilities_start"]
         table.add_row(
             venue,
             v["policy"],
-            format_amount(v["asset"], v["liabilities_start"]),
-            str(w["requested"]),
-            f"{w['paid']} ({format_amount(v['asset'], w['paid_amount'])})",
-            f"{w['rejected']} {json.dumps(w['rejected_by_reason'])}",
+            "-" if None in start else f"{start[0] / start[1]:.0%}",
+            str(v["withdrawals_requested"]),
+            str(v["withdrawals_paid"]),
+            str(v["withdrawals_queued"]),
+            str(v["withdrawals_rejected"]),
             "-" if v["paid_fraction"] is None else f"{v['paid_fraction']:.1%}",
-            f"{_num(lat['p50'])} / {_num(lat['p99'])}",
+            _num(v["dry_at_hours"]),
+            _num(v["halted_at_hours"]),
+            f"{_num(v['latency_p50_hours'])} / {_num(v['latency_p99_hours'])}",
         )
     console.print(table)
-    prom = summary["prometheus"]["customer_liabilities"]
-    console.print(
-        f"events exported: {summary['events_exported']}   "
-        f"Prometheus sum(bankrun_customer_liabilities): {prom}   "
-        f"wall time: {summary['wall_seconds']} s"
-    )
+    console.print(f"wall time: {summary['wall_seconds']} s")
 
 
 def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.3f}"
+    return "-" if value is None else f"{value:.2f}"
 
 
 @bench_app.command("broker")

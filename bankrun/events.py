@@ -39,6 +39,11 @@ def derived_id(cause: uuid.UUID, label: str) -> uuid.UUID:
     return uuid.uuid5(_NAMESPACE, f"{cause}/{label}")
 
 
+def idempotent_id(kind: str, venue: str, key: str) -> uuid.UUID:
+    """The event id of a customer request with an idempotency key: retries share it."""
+    return derived_id(uuid.UUID(int=0), f"{kind}/{venue}/{key}")
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -58,13 +63,14 @@ class Event(BaseModel):
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
 
-    def caused(self, cls: type[E], scenario_time: float, label: str = "", **fields: Any) -> E:
-        """An event of type `cls` caused by this one, with a replay-stable id."""
-        tag = label or cls.model_fields["type"].default
+    def caused(self, cls: type[E], label: str = "", **fields: Any) -> E:
+        """An event of type `cls` caused by this one, at the same scenario time, with a
+        replay-stable id (give a `label` when one cause has several effects of a type)."""
+        tag = cls.model_fields["type"].default + (f"/{label}" if label else "")
         return cls(
             event_id=derived_id(self.event_id, tag),
             venue=fields.pop("venue", self.venue),
-            scenario_time=scenario_time,
+            scenario_time=fields.pop("scenario_time", self.scenario_time),
             correlation_id=self.correlation_id or self.event_id,
             causation_id=self.event_id,
             **fields,
@@ -74,15 +80,42 @@ class Event(BaseModel):
         return self.model_dump_json().encode()
 
 
-# --- control -------------------------------------------------------------------------
+# --- control (written by the runner) --------------------------------------------------
 
 
 class VenueOpened(Event):
-    """The runner opens a venue at the start of a run: its policy and what it trades."""
+    """A venue of the run: its reserve policy, the policy's params and an optional gate."""
 
     type: Literal["venue.opened"] = "venue.opened"
     policy: str = Field(pattern=r"^[a-z][a-z0-9+-]*$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    gate: dict[str, Any] | None = None
     assets: tuple[AssetCode, ...] = ("USD",)
+
+
+class AccountFunded(Event):
+    """A customer who starts the run with a balance (genesis: opened and deposited at once)."""
+
+    type: Literal["account.funded"] = "account.funded"
+    account: AccountId
+    asset: AssetCode
+    amount: MinorUnits
+    segment: Literal["retail", "whale"] = "retail"
+
+
+class ScenarioStarted(Event):
+    """Scenario time zero for a venue: services derive scenario time from it, never guess."""
+
+    type: Literal["scenario.started"] = "scenario.started"
+    started_at: float = Field(description="wall clock (epoch seconds) at scenario time zero")
+    speed: float = Field(gt=0, description="scenario seconds per wall second")
+    duration_hours: float = Field(gt=0)
+
+
+class ClockTick(Event):
+    """Scenario time has reached `scenario_time`: due mobilizations land, reserves are reported."""
+
+    type: Literal["clock.tick"] = "clock.tick"
 
 
 # --- customers (written by the gateway) ------------------------------------------------
@@ -142,6 +175,50 @@ class BalanceSnapshot(_AccountEvent):
     available: Balance
 
 
+class MobilizationStarted(Event):
+    """Cash is on its way to the hot wallet: taken from a tier or sold from a holding."""
+
+    type: Literal["mobilization.started"] = "mobilization.started"
+    asset: AssetCode
+    source: str
+    amount: MinorUnits
+    proceeds: Balance
+    lands_at: float = Field(ge=0, description="scenario seconds")
+
+
+class MobilizationLanded(Event):
+    type: Literal["mobilization.landed"] = "mobilization.landed"
+    asset: AssetCode
+    source: str
+    amount: MinorUnits
+    proceeds: Balance
+
+
+class BufferDry(Event):
+    """The first time a valid withdrawal could not be paid from liquid reserves."""
+
+    type: Literal["buffer.dry"] = "buffer.dry"
+    asset: AssetCode
+    request_id: RequestId
+
+
+class ReserveSnapshot(Event):
+    """A venue's balance sheet in one asset, reported on every clock tick."""
+
+    type: Literal["reserve.snapshot"] = "reserve.snapshot"
+    asset: AssetCode
+    liabilities: int
+    hot: int
+    warm: int
+    cold: int
+    transit: int
+    holdings: dict[str, int]
+    equity: int
+    waiting: int = Field(description="reserved for withdrawals not yet paid")
+    lcr: float | None = None
+    dry: bool
+
+
 class DepositRejected(_AccountEvent):
     type: Literal["deposit.rejected"] = "deposit.rejected"
     amount: MinorUnits
@@ -169,6 +246,18 @@ class WithdrawalPaid(_WithdrawalStep):
     latency_s: float = Field(ge=0, description="scenario seconds from request to payment")
 
 
+class WithdrawalQueued(_WithdrawalStep):
+    """No cash to pay it now: it waits, first in first out, for liquidity."""
+
+    type: Literal["withdrawal.queued"] = "withdrawal.queued"
+    position: int = Field(ge=0)
+
+
+class VenueHalted(Event):
+    type: Literal["venue.halted"] = "venue.halted"
+    reason: Reason
+
+
 class WithdrawalRejected(_WithdrawalStep):
     type: Literal["withdrawal.rejected"] = "withdrawal.rejected"
     reason: Reason
@@ -193,6 +282,9 @@ class DeadLetter(Event):
 
 AnyEvent = Annotated[
     VenueOpened
+    | AccountFunded
+    | ScenarioStarted
+    | ClockTick
     | AccountOpened
     | DepositMade
     | WithdrawalRequested
@@ -201,10 +293,16 @@ AnyEvent = Annotated[
     | PayoutSettled
     | PayoutFailed
     | BalanceSnapshot
+    | MobilizationStarted
+    | MobilizationLanded
+    | BufferDry
+    | ReserveSnapshot
     | DepositRejected
     | PayoutRequested
     | ReleaseRequested
     | WithdrawalPaid
+    | WithdrawalQueued
+    | VenueHalted
     | WithdrawalRejected
     | DeadLetter,
     Field(discriminator="type"),

@@ -1,71 +1,108 @@
 """Scenario files: YAML validated by pydantic, with errors that name the field.
 
-This first version carries what the end-to-end slice needs (venues, customers, a seeded
-deposit-then-withdraw workload); reserve policies other than `full-reserve` and the panic
-load model are refused with a clear "not yet".
+A scenario holds venues side by side (each with a reserve policy, its params, an optional gate,
+customers and their deposits), a duration, a news timeline, and a load model. Policy params
+are checked by the policy's own model, so `venues.0.params.liquid_ratio` is named when wrong.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bankrun.domain.money import AssetCode
+from bankrun.domain.policies import POLICIES, Gate
 from bankrun.events import MinorUnits, VenueId
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "loadtests" / "scenarios"
-KNOWN_POLICIES = ("full-reserve", "fractional", "lcr", "commingled")
-IMPLEMENTED_POLICIES = ("full-reserve",)
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class Balances(_Strict):
+    """How total deposits spread over customers: equal, uniform, or Pareto (a few whales)."""
+
+    distribution: Literal["equal", "uniform", "pareto"] = "pareto"
+    alpha: float = Field(1.16, gt=0, le=10, description="Pareto shape; 1.16 is the 80/20 rule")
+
+
 class VenueSpec(_Strict):
     id: VenueId
-    policy: str = "full-reserve"
-    customers: int = Field(gt=0, le=100_000)
+    policy: str
+    params: dict[str, Any] = Field(default_factory=dict)
+    gate: Gate | None = None
     asset: AssetCode = "USD"
-    balance_min: MinorUnits = Field(description="smallest customer deposit, minor units")
-    balance_max: MinorUnits = Field(description="largest customer deposit, minor units")
+    customers: int = Field(gt=0, le=100_000)
+    total_deposits: MinorUnits
+    balances: Balances = Balances()
+    whale_share: float = Field(0.01, ge=0, le=1, description="largest accounts counted as whales")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_params(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        policy = data.get("policy")
+        if policy not in POLICIES:
+            raise ValueError(f"unknown policy {policy!r}; one of {', '.join(POLICIES)}")
+        try:
+            params = POLICIES[policy].Params.model_validate(data.get("params") or {})
+        except ValidationError as bad:
+            problems = "; ".join(
+                f"params.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in bad.errors()
+            )
+            raise ValueError(problems) from None
+        return {**data, "params": params.model_dump()}
 
     @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.policy not in KNOWN_POLICIES:
-            raise ValueError(f"unknown policy {self.policy!r}; one of {', '.join(KNOWN_POLICIES)}")
-        if self.policy not in IMPLEMENTED_POLICIES:
-            raise ValueError(f"policy {self.policy!r} is not implemented yet")
-        if self.balance_max < self.balance_min:
-            raise ValueError("balance_max must be at least balance_min")
+    def _enough_money(self) -> Self:
+        if self.total_deposits < self.customers:
+            raise ValueError("total_deposits must give every customer at least one minor unit")
         return self
 
 
-class Workload(_Strict):
-    """Every customer deposits once, then asks for `withdrawals_per_customer` withdrawals."""
+class News(_Strict):
+    at_hours: float = Field(ge=0)
+    headline: str
+    severity: float = Field(0.5, ge=0, le=1)
+    venues: list[VenueId] | None = Field(None, description="None: every venue")
 
-    model: Literal["slice"] = "slice"
-    withdrawals_per_customer: int = Field(1, ge=0, le=100)
-    overdraw_share: float = Field(
-        0.1, ge=0, le=1, description="share of requests asking for more than the balance"
-    )
+
+class ConstantLoad(_Strict):
+    """A fixed amount asked for per scenario hour at every venue, spread over its customers."""
+
+    model: Literal["constant"] = "constant"
+    amount_per_hour: MinorUnits
+    step_hours: float = Field(0.25, gt=0, le=24)
+    requests_per_step: int = Field(10, gt=0, le=10_000)
+    start_hours: float = Field(0.0, ge=0)
 
 
 class Scenario(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
     description: str = ""
     seed: int = 0
+    duration_hours: float = Field(gt=0, le=24 * 90)
+    tick_hours: float = Field(0.25, gt=0, le=24, description="how often reserves are reported")
+    speed: float = Field(1440.0, gt=0, description="scenario seconds per wall second, in `run`")
     venues: list[VenueSpec] = Field(min_length=1)
-    workload: Workload = Workload()
+    news: list[News] = Field(default_factory=list)
+    load: ConstantLoad
 
     @model_validator(mode="after")
-    def _unique_venues(self) -> Self:
+    def _consistent(self) -> Self:
         ids = [v.id for v in self.venues]
         if len(ids) != len(set(ids)):
             raise ValueError(f"venue ids must be unique, got {ids}")
+        for item in self.news:
+            unknown = set(item.venues or ()) - set(ids)
+            if unknown:
+                raise ValueError(f"news at {item.at_hours} h names unknown venues {unknown}")
         return self
 
 
@@ -73,20 +110,24 @@ class ScenarioError(ValueError):
     """A scenario that cannot run; the message names the file and each bad field."""
 
 
-def load(name_or_path: str | Path) -> Scenario:
-    path = resolve(name_or_path)
+def parse(text: str, origin: str = "<scenario>") -> Scenario:
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(text)
     except yaml.YAMLError as bad:
-        raise ScenarioError(f"{path}: not valid YAML: {bad}") from None
+        raise ScenarioError(f"{origin}: not valid YAML: {bad}") from None
     try:
         return Scenario.model_validate(data)
     except ValidationError as bad:
-        lines = [
-            f"  {'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}"
-            for e in bad.errors()
-        ]
-        raise ScenarioError(f"{path}: invalid scenario\n" + "\n".join(lines)) from None
+        lines = []
+        for e in bad.errors():
+            where = ".".join(str(p) for p in e["loc"]) or "(top level)"
+            lines.append(f"  {where}: {e['msg'].removeprefix('Value error, ')}")
+        raise ScenarioError(f"{origin}: invalid scenario\n" + "\n".join(lines)) from None
+
+
+def load(name_or_path: str | Path) -> Scenario:
+    path = resolve(name_or_path)
+    return parse(path.read_text(), str(path))
 
 
 def resolve(name_or_path: str | Path) -> Path:

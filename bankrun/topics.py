@@ -56,13 +56,13 @@ class Topic:
         }
 
 
-VENUES = Topic(
-    "bankrun.venues",
+CONTROL = Topic(
+    "bankrun.control",
     writer="runner",
     readers=("custody", "withdrawal", "gateway"),
     key="venue",
-    event_types=(ev.VenueOpened,),
-    description="Venues of the run and their reserve policies.",
+    event_types=(ev.VenueOpened, ev.AccountFunded, ev.ScenarioStarted, ev.ClockTick),
+    description="The run itself: venues and policies, genesis balances, scenario clock.",
 )
 CUSTOMER_REQUESTS = Topic(
     "bankrun.customer-requests",
@@ -83,8 +83,12 @@ CUSTODY_EVENTS = Topic(
         ev.PayoutSettled,
         ev.PayoutFailed,
         ev.DepositRejected,
+        ev.MobilizationStarted,
+        ev.MobilizationLanded,
+        ev.BufferDry,
+        ev.ReserveSnapshot,
     ),
-    description="Ledger outcomes: funds reserved or refused, payouts sent or failed.",
+    description="Ledger outcomes: reservations, payouts, mobilizations, dry buffer, reserves.",
 )
 WITHDRAWAL_COMMANDS = Topic(
     "bankrun.withdrawal-commands",
@@ -99,8 +103,8 @@ WITHDRAWAL_EVENTS = Topic(
     writer="withdrawal",
     readers=("gateway",),
     key="venue",
-    event_types=(ev.WithdrawalPaid, ev.WithdrawalRejected),
-    description="Final outcome of every withdrawal request, with the reason.",
+    event_types=(ev.WithdrawalPaid, ev.WithdrawalQueued, ev.WithdrawalRejected, ev.VenueHalted),
+    description="Withdrawal outcomes (paid, queued, rejected with reason) and venue halts.",
 )
 BALANCES = Topic(
     "bankrun.balances",
@@ -122,7 +126,7 @@ DEAD_LETTERS = Topic(
 )
 
 CATALOGUE: tuple[Topic, ...] = (
-    VENUES,
+    CONTROL,
     CUSTOMER_REQUESTS,
     CUSTODY_EVENTS,
     WITHDRAWAL_COMMANDS,

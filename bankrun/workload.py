@@ -1,17 +1,20 @@
-"""The slice workload as a seeded plan, and what the ledger must say after it.
+"""What a scenario does to its venues, as events: genesis (venues, funded customers, time zero),
+clock ticks, and the withdrawal requests of the load model.
 
-Pure: the same scenario and seed always give the same requests, and `expected` folds them
-through the domain ledger in memory, so a run on the real stack is checked against the core.
+Pure and seeded: `sim` feeds these events to the core in process; `run` publishes the genesis
+and ticks to Kafka and has Locust send the same requests through the gateway at their times.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 
-from bankrun.domain import ledger
-from bankrun.domain.ledger import InMemoryBook, LedgerError, Tier
-from bankrun.scenario import Scenario
+from bankrun import events as ev
+from bankrun.scenario import Scenario, VenueSpec
+
+HOUR = 3600.0
 
 
 @dataclass(frozen=True)
@@ -19,11 +22,15 @@ class Customer:
     venue: str
     account: str
     asset: str
-    deposit: int
+    balance: int
+    segment: str
 
 
 @dataclass(frozen=True)
-class WithdrawalPlan:
+class Request:
+    """One planned withdrawal: who asks, how much, at what scenario second."""
+
+    at: float
     venue: str
     account: str
     asset: str
@@ -31,69 +38,137 @@ class WithdrawalPlan:
     request_id: str
 
 
-@dataclass(frozen=True)
-class Plan:
-    customers: tuple[Customer, ...]
-    withdrawals: tuple[WithdrawalPlan, ...]
+def customers(scenario: Scenario, venue: VenueSpec) -> list[Customer]:
+    """Balances that add up exactly to the venue's total deposits."""
+    rng = random.Random(f"{scenario.seed}/{venue.id}/balances")
+    n, total = venue.customers, venue.total_deposits
+    dist = venue.balances
+    if dist.distribution == "equal":
+        weights = [1.0] * n
+    elif dist.distribution == "uniform":
+        weights = [rng.uniform(0.1, 1.0) for _ in range(n)]
+    else:
+        weights = [rng.paretovariate(dist.alpha) for _ in range(n)]
+    scale = (total - n) / sum(weights)
+    amounts = [1 + int(w * scale) for w in weights]
+    amounts[max(range(n), key=amounts.__getitem__)] += total - sum(amounts)
+    whales = set(sorted(range(n), key=lambda i: -amounts[i])[: int(n * venue.whale_share)])
+    return [
+        Customer(
+            venue.id, f"cust-{i:05d}", venue.asset, amount, "whale" if i in whales else "retail"
+        )
+        for i, amount in enumerate(amounts)
+    ]
 
 
-@dataclass
-class VenueOutcome:
-    liabilities_start: int = 0
-    reserves_start: int = 0
-    liabilities_end: int = 0
-    hot_end: int = 0
-    paid: int = 0
-    paid_amount: int = 0
-    rejected: dict[str, int] = field(default_factory=dict)
-
-
-def plan(scenario: Scenario) -> Plan:
-    rng = random.Random(scenario.seed)
-    customers: list[Customer] = []
-    withdrawals: list[WithdrawalPlan] = []
+def genesis(scenario: Scenario, started_at: float, speed: float) -> list[ev.Event]:
+    """Venues, their funded customers, then scenario time zero, per venue."""
+    out: list[ev.Event] = []
     for venue in scenario.venues:
-        for i in range(venue.customers):
-            amount = rng.randint(venue.balance_min, venue.balance_max)
-            customers.append(Customer(venue.id, f"cust-{i:05d}", venue.asset, amount))
-    for round_ in range(scenario.workload.withdrawals_per_customer):
-        for c in customers:
-            if rng.random() < scenario.workload.overdraw_share:
-                amount = c.deposit + rng.randint(1, max(1, c.deposit))
-            else:
-                amount = rng.randint(
-                    1, max(1, c.deposit // scenario.workload.withdrawals_per_customer)
-                )
-            withdrawals.append(
-                WithdrawalPlan(c.venue, c.account, c.asset, amount, f"{c.account}-w{round_}")
+        out.append(
+            ev.VenueOpened(
+                venue=venue.id,
+                scenario_time=0,
+                policy=venue.policy,
+                params=venue.params,
+                gate=venue.gate.model_dump() if venue.gate else None,
+                assets=(venue.asset,),
             )
-    return Plan(tuple(customers), tuple(withdrawals))
+        )
+        out += [
+            ev.AccountFunded(
+                venue=c.venue,
+                scenario_time=0,
+                account=c.account,
+                asset=c.asset,
+                amount=c.balance,
+                segment=c.segment,
+            )
+            for c in customers(scenario, venue)
+        ]
+        out.append(
+            ev.ScenarioStarted(
+                venue=venue.id,
+                scenario_time=0,
+                started_at=started_at,
+                speed=speed,
+                duration_hours=scenario.duration_hours,
+            )
+        )
+    return out
 
 
-def expected(scenario: Scenario, the_plan: Plan) -> dict[str, VenueOutcome]:
-    """The outcome when requests are handled in plan order, by the in-memory ledger."""
-    book = InMemoryBook()
-    outcomes = {v.id: VenueOutcome() for v in scenario.venues}
-    for c in the_plan.customers:
-        book.post(ledger.open_account(book, c.venue, c.account, c.asset))
-        book.post(ledger.deposit(book, c.venue, c.account, c.asset, c.deposit))
-    for v in scenario.venues:
-        t = ledger.totals(book, v.id, v.asset)
-        outcomes[v.id].liabilities_start = t.liabilities
-        outcomes[v.id].reserves_start = t.hot + t.warm + t.cold
-    for w in the_plan.withdrawals:
-        out = outcomes[w.venue]
-        try:
-            book.post(ledger.reserve(book, w.venue, w.account, w.asset, w.amount))
-            book.post(ledger.pay_out(book, w.venue, w.asset, w.amount))
-        except LedgerError as refused:
-            out.rejected[refused.reason] = out.rejected.get(refused.reason, 0) + 1
-            continue
-        out.paid += 1
-        out.paid_amount += w.amount
-    for v in scenario.venues:
-        t = ledger.totals(book, v.id, v.asset)
-        outcomes[v.id].liabilities_end = t.liabilities
-        outcomes[v.id].hot_end = book.get(ledger.wallet(v.id, Tier.HOT, v.asset).key, 0)
-    assert not ledger.invariant_violations(book), ledger.invariant_violations(book)
-    return outcomes
+def tick_times(scenario: Scenario) -> list[float]:
+    """Scenario seconds of every clock tick after zero, up to and including the end."""
+    step = scenario.tick_hours * HOUR
+    n = round(scenario.duration_hours / scenario.tick_hours)
+    return [k * step for k in range(1, n + 1)]
+
+
+def ticks(scenario: Scenario) -> list[ev.ClockTick]:
+    return [
+        ev.ClockTick(venue=v.id, scenario_time=t)
+        for t in tick_times(scenario)
+        for v in scenario.venues
+    ]
+
+
+def requests(scenario: Scenario) -> list[Request]:
+    """The constant load: each step, `amount_per_hour * step_hours` per venue in equal requests,
+    from customers in a seeded rotation who still hold enough. Ordered by time."""
+    load = scenario.load
+    out: list[Request] = []
+    for venue in scenario.venues:
+        rng = random.Random(f"{scenario.seed}/{venue.id}/load")
+        people = customers(scenario, venue)
+        rng.shuffle(people)
+        left = {c.account: c.balance for c in people}
+        per_step = int(load.amount_per_hour * load.step_hours)
+        size, extra = divmod(per_step, load.requests_per_step)
+        turn = 0
+        for k, t in enumerate(_steps(scenario)):
+            for j in range(load.requests_per_step):
+                amount = size + (extra if j == load.requests_per_step - 1 else 0)
+                if amount <= 0:
+                    continue
+                who = _next_able(people, left, amount, turn)
+                if who is None:
+                    break
+                turn = who + 1
+                c = people[who]
+                left[c.account] -= amount
+                at = t + j * load.step_hours * HOUR / load.requests_per_step
+                out.append(
+                    Request(at, venue.id, c.account, c.asset, amount, f"{venue.id}-{k:05d}-{j:03d}")
+                )
+    return sorted(out, key=lambda r: (r.at, r.venue, r.request_id))
+
+
+def _steps(scenario: Scenario) -> Iterator[float]:
+    load = scenario.load
+    k = 0
+    while (t := (load.start_hours + k * load.step_hours)) < scenario.duration_hours:
+        yield t * HOUR
+        k += 1
+
+
+def _next_able(people: list[Customer], left: dict[str, int], amount: int, turn: int) -> int | None:
+    n = len(people)
+    for offset in range(n):
+        i = (turn + offset) % n
+        if left[people[i].account] >= amount:
+            return i
+    return None
+
+
+def request_event(r: Request) -> ev.WithdrawalRequested:
+    """The event the gateway would publish for `r` (sim uses it directly)."""
+    return ev.WithdrawalRequested(
+        event_id=ev.idempotent_id("withdrawal", r.venue, r.request_id),
+        venue=r.venue,
+        scenario_time=r.at,
+        account=r.account,
+        asset=r.asset,
+        amount=r.amount,
+        request_id=r.request_id,
+    )

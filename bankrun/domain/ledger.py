@@ -9,7 +9,7 @@ is the caller's job, which is how one core serves faust Tables and in-memory sim
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -18,7 +18,16 @@ from typing import Protocol
 class AccountKind(StrEnum):
     CUSTOMER = "customer"  # liability: what one customer can withdraw
     PENDING = "pending"  # liability: reserved for withdrawals not yet paid out
-    WALLET = "wallet"  # asset: the venue's holdings by tier (hot, warm, cold)
+    WALLET = "wallet"  # asset: the venue's cash by tier (hot, warm, cold)
+    HOLDING = "holding"  # asset: non-cash (platform_token, affiliate_loan, less_liquid), at book
+    TRANSIT = "transit"  # asset: cash on its way to the hot wallet (a mobilization)
+    EQUITY = "equity"  # the owners' stake: capital, and losses from fire sales
+
+
+class Holding(StrEnum):
+    PLATFORM_TOKEN = "platform_token"
+    AFFILIATE_LOAN = "affiliate_loan"
+    LESS_LIQUID = "less_liquid"
 
 
 class Tier(StrEnum):
@@ -58,6 +67,25 @@ def pending(venue: str, asset: str) -> LedgerAccount:
 
 def wallet(venue: str, tier: Tier, asset: str) -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.WALLET, tier.value, asset)
+
+
+def holding(venue: str, what: Holding, asset: str) -> LedgerAccount:
+    return LedgerAccount(venue, AccountKind.HOLDING, what.value, asset)
+
+
+def transit(venue: str, asset: str) -> LedgerAccount:
+    return LedgerAccount(venue, AccountKind.TRANSIT, "to_hot", asset)
+
+
+def equity(venue: str, asset: str, name: str = "losses") -> LedgerAccount:
+    return LedgerAccount(venue, AccountKind.EQUITY, name, asset)
+
+
+def source_account(venue: str, source: str, asset: str) -> LedgerAccount:
+    """The account a mobilization draws on: a cash tier or a non-cash holding."""
+    if source in Tier.__members__.values():
+        return wallet(venue, Tier(source), asset)
+    return holding(venue, Holding(source), asset)
 
 
 class LedgerError(Exception):
@@ -181,6 +209,37 @@ def release(venue: str, account: str, asset: str, amount: int) -> Posting:
     return Posting.transfer(pending(venue, asset), customer(venue, account, asset), amount)
 
 
+def move(venue: str, source: str, asset: str, amount: int) -> Posting:
+    """Place cash from the hot wallet into a tier or holding (the policy's initial allocation)."""
+    _require_positive(amount)
+    return Posting.transfer(
+        source_account(venue, source, asset), wallet(venue, Tier.HOT, asset), amount
+    )
+
+
+def start_mobilization(book: Book, venue: str, source: str, asset: str, amount: int) -> Posting:
+    """Take `amount` (book value) out of a tier or holding; it is in transit until it lands."""
+    _require_positive(amount)
+    acct = source_account(venue, source, asset)
+    held = book.get(acct.key) or 0
+    if held < amount:
+        raise InsufficientLiquidity(f"{source} holds {held} {asset} at {venue}, needs {amount}")
+    return Posting.transfer(transit(venue, asset), acct, amount)
+
+
+def land_mobilization(venue: str, asset: str, amount: int, proceeds: int) -> Posting:
+    """Transit lands in the hot wallet; what a fire sale lost is booked against equity."""
+    _require_positive(amount)
+    if not 0 <= proceeds <= amount:
+        raise InvalidAmount(f"proceeds {proceeds} must be between 0 and the amount {amount}")
+    lines = [Line(transit(venue, asset), -amount)]
+    if proceeds:
+        lines.append(Line(wallet(venue, Tier.HOT, asset), proceeds))
+    if amount - proceeds:
+        lines.append(Line(equity(venue, asset), amount - proceeds))
+    return Posting(tuple(lines))
+
+
 def apply(balances: MutableMapping[str, int], posting: Posting) -> None:
     for line in posting.lines:
         balances[line.account.key] = balances.get(line.account.key, 0) + line.amount
@@ -195,24 +254,53 @@ class InMemoryBook(dict[str, int]):
 
 @dataclass(frozen=True)
 class Totals:
-    liabilities: int
-    hot: int
-    warm: int
-    cold: int
+    """A venue's balance sheet in one asset; liabilities and equity as positive amounts owed."""
+
+    liabilities: int = 0
+    hot: int = 0
+    warm: int = 0
+    cold: int = 0
+    transit: int = 0
+    platform_token: int = 0
+    affiliate_loan: int = 0
+    less_liquid: int = 0
+    equity: int = 0
+
+    @property
+    def assets(self) -> int:
+        return (
+            self.hot
+            + self.warm
+            + self.cold
+            + self.transit
+            + self.platform_token
+            + self.affiliate_loan
+            + self.less_liquid
+        )
+
+
+def bucket(acct: LedgerAccount) -> str:
+    """Which `Totals` field an account adds to."""
+    if acct.is_liability:
+        return "liabilities"
+    if acct.kind is AccountKind.EQUITY:
+        return "equity"
+    if acct.kind is AccountKind.TRANSIT:
+        return "transit"
+    return acct.name
 
 
 def totals(balances: Mapping[str, int], venue: str, asset: str) -> Totals:
-    owed = 0
-    tiers = dict.fromkeys(Tier, 0)
+    sums: dict[str, int] = {}
     for key, balance in balances.items():
+        if key.count("|") != 3:
+            continue
         acct = LedgerAccount.from_key(key)
         if acct.venue != venue or acct.asset != asset:
             continue
-        if acct.is_liability:
-            owed -= balance
-        else:
-            tiers[Tier(acct.name)] += balance
-    return Totals(owed, tiers[Tier.HOT], tiers[Tier.WARM], tiers[Tier.COLD])
+        sign = -1 if acct.is_liability or acct.kind is AccountKind.EQUITY else 1
+        sums[bucket(acct)] = sums.get(bucket(acct), 0) + sign * balance
+    return Totals(**sums)
 
 
 def invariant_violations(balances: Mapping[str, int]) -> list[str]:
@@ -220,19 +308,19 @@ def invariant_violations(balances: Mapping[str, int]) -> list[str]:
     problems: list[str] = []
     by_asset: dict[str, int] = {}
     for key, balance in balances.items():
+        if key.count("|") != 3:
+            continue
         acct = LedgerAccount.from_key(key)
         by_asset[acct.asset] = by_asset.get(acct.asset, 0) + balance
         if acct.is_liability and balance > 0:
             problems.append(f"{key}: negative liability {-balance}")
-        if acct.kind is AccountKind.WALLET and balance < 0:
-            problems.append(f"{key}: negative wallet {balance}")
+        if acct.kind in (AccountKind.WALLET, AccountKind.HOLDING, AccountKind.TRANSIT) and (
+            balance < 0
+        ):
+            problems.append(f"{key}: negative asset {balance}")
     problems.extend(
         f"{asset}: debits and credits differ by {total}"
         for asset, total in sorted(by_asset.items())
         if total != 0
     )
     return problems
-
-
-def accounts_of(postings: Iterable[Posting]) -> set[LedgerAccount]:
-    return {acct for posting in postings for acct in posting.accounts}

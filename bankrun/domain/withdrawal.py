@@ -1,7 +1,10 @@
-"""The withdrawal saga as a state machine, idempotent by request id.
+r"""The withdrawal saga as a state machine, idempotent by request id.
 
 requested -> reserved -> paid
-          \\-> rejected   \\-> rejected (released back to the customer)
+    |            |-> queued -> paid        (waited, first in first out, for liquidity)
+    |            |          \-> rejected  (released back to the customer)
+    |            \-> rejected
+    \-> rejected (insufficient balance, unknown account)
 
 Repeating a transition that already happened is a no-op, so redelivered events change
 nothing; a transition that contradicts the current state raises `InvalidTransition`.
@@ -17,6 +20,7 @@ from typing import Any
 class Status(StrEnum):
     REQUESTED = "requested"
     RESERVED = "reserved"
+    QUEUED = "queued"
     PAID = "paid"
     REJECTED = "rejected"
 
@@ -25,7 +29,8 @@ FINAL = frozenset({Status.PAID, Status.REJECTED})
 
 _ALLOWED: dict[Status, frozenset[Status]] = {
     Status.REQUESTED: frozenset({Status.RESERVED, Status.REJECTED}),
-    Status.RESERVED: frozenset({Status.PAID, Status.REJECTED}),
+    Status.RESERVED: frozenset({Status.PAID, Status.QUEUED, Status.REJECTED}),
+    Status.QUEUED: frozenset({Status.PAID, Status.REJECTED}),
     Status.PAID: frozenset(),
     Status.REJECTED: frozenset(),
 }

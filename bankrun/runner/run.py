@@ -1,8 +1,9 @@
-"""`bankrun run`: a scenario end to end on the real stack, into `runs/<run-id>/`.
+"""`bankrun run` and `bankrun sim`: a scenario end to end, into `runs/<run-id>/`.
 
-Customers act through the gateway over HTTP; every wait is on a condition with a deadline.
-After the services stop, the whole log is exported and the run is checked against the
-in-memory core (same plan, same ledger rules) and against Prometheus.
+`run` starts the real stack, publishes the genesis and the scenario clock, and has Locust send
+the planned withdrawals through the gateway at their scenario times; after the services stop,
+the whole log is exported. `sim` feeds the same events to the same handlers in process.
+Either way `summary.json` is computed from `events.jsonl`, which `bankrun verify` rechecks.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import asyncio
 import json
 import secrets
 import shutil
-import statistics
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -20,17 +21,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka import AIOKafkaProducer
 
 from bankrun import events as ev
+from bankrun import sim, summary, workload
 from bankrun.runner import kafka
-from bankrun.runner.processes import wait_until
-from bankrun.runner.prometheus import scalar
+from bankrun.runner.processes import ManagedProcess, wait_until
+from bankrun.runner.prometheus import query
 from bankrun.runner.stack import Stack
 from bankrun.scenario import Scenario
-from bankrun.topics import CATALOGUE
-from bankrun.workload import Plan, VenueOutcome, expected, plan
+from bankrun.topics import CATALOGUE, topic_of
 
-Step = Callable[[str, int, int], None]  # (what, done, total)
+Progress = Callable[[str], None]
+Step = Callable[[str, float, float], None]  # (what, done, total)
+LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
+LEAD_SECONDS = 3.0  # wall seconds between publishing the genesis and scenario time zero
 
 
 def new_run_id(scenario: str) -> str:
@@ -46,137 +51,39 @@ class RunResult:
     problems: list[str]
 
 
-class Customers:
-    """The customers' side of the gateway API, with the waits a client needs."""
-
-    def __init__(self, base_url: str, timeout: float = 60.0):
-        self.http = httpx.Client(base_url=base_url, timeout=10.0)
-        self.timeout = timeout
-
-    def close(self) -> None:
-        self.http.close()
-
-    def post(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        reply = self.http.post(path, json=body)
-        if reply.status_code >= 400:
-            raise RuntimeError(f"POST {path} {body} -> {reply.status_code}: {reply.text}")
-        return reply.json()
-
-    def get(self, path: str) -> httpx.Response:
-        return self.http.get(path)
-
-    def wait_for(self, path: str, check: Callable[[dict[str, Any]], bool], what: str) -> None:
-        def ok() -> bool:
-            reply = self.get(path)
-            return reply.status_code == 200 and check(reply.json())
-
-        wait_until(ok, self.timeout, what, interval=0.05)
-
-    def balance(self, venue: str, account: str, asset: str) -> int | None:
-        reply = self.get(f"/accounts/{venue}/{account}")
-        return reply.json()["balances"].get(asset) if reply.status_code == 200 else None
+def _prepare(scenario: Scenario, text: str, runs_dir: Path, mode: str) -> tuple[str, Path]:
+    run_id = new_run_id(scenario.name if mode == "run" else f"{scenario.name}-sim")
+    run_dir = runs_dir / run_id
+    run_dir.mkdir(parents=True)
+    (run_dir / "scenario.yaml").write_text(text)
+    return run_id, run_dir
 
 
-def drive(customers: Customers, scenario: Scenario, the_plan: Plan, step: Step) -> list[dict]:
-    """Open accounts, deposit, withdraw, through the gateway; returns every final status."""
-    venues = {v.id for v in scenario.venues}
-    customers.wait_for(
-        "/venues", lambda b: venues <= {v["venue"] for v in b["venues"]}, "venues at the gateway"
+def _finish(run_id: str, run_dir: Path, meta: dict[str, Any], problems: list[str]) -> RunResult:
+    log = summary.read_log(run_dir / "events.jsonl")
+    result = summary.summarize(log, {"run_id": run_id, **meta})
+    problems = problems + summary.check(log)
+    result["problems"] = problems
+    (run_dir / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    return RunResult(run_id, run_dir, result, problems)
+
+
+def simulate(scenario: Scenario, text: str, runs_dir: Path = Path("runs")) -> RunResult:
+    run_id, run_dir = _prepare(scenario, text, runs_dir, "sim")
+    started = time.time()
+    bus = sim.simulate(scenario)
+    summary.write_log(
+        run_dir / "events.jsonl",
+        ({"topic": topic_of(type(e)).name, "value": e.model_dump(mode="json")} for e in bus.log),
     )
-    n = len(the_plan.customers)
-    for i, c in enumerate(the_plan.customers, 1):
-        customers.post("/accounts", {"venue": c.venue, "account": c.account, "asset": c.asset})
-        step("opening accounts", i, n)
-    for i, c in enumerate(the_plan.customers, 1):
-        customers.wait_for(
-            f"/accounts/{c.venue}/{c.account}", lambda b: True, f"account {c.account} opened"
-        )
-        body = {"venue": c.venue, "account": c.account, "asset": c.asset, "amount": c.deposit}
-        customers.post("/deposits", body)
-        step("depositing", i, n)
-    for i, c in enumerate(the_plan.customers, 1):
-        customers.wait_for(
-            f"/accounts/{c.venue}/{c.account}",
-            lambda b, c=c: b["balances"].get(c.asset) == c.deposit,
-            f"deposit of {c.account} credited",
-        )
-        step("deposits credited", i, n)
-    m = len(the_plan.withdrawals)
-    for i, w in enumerate(the_plan.withdrawals, 1):
-        customers.post("/withdrawals", {**asdict(w)})
-        step("requesting withdrawals", i, m)
-    statuses = []
-    for i, w in enumerate(the_plan.withdrawals, 1):
-        path = f"/withdrawals/{w.venue}/{w.request_id}"
-        customers.wait_for(path, lambda b: b["status"] in ("paid", "rejected"), f"{w.request_id}")
-        statuses.append(customers.get(path).json())
-        step("withdrawal outcomes", i, m)
-    return statuses
-
-
-def summarize(
-    scenario: Scenario, statuses: list[dict], want: dict[str, VenueOutcome]
-) -> dict[str, Any]:
-    venues: dict[str, Any] = {}
-    for v in scenario.venues:
-        mine = [s for s in statuses if s["venue"] == v.id]
-        paid = [s for s in mine if s["status"] == "paid"]
-        rejected = [s for s in mine if s["status"] == "rejected"]
-        latencies = sorted(s["finished_at"] - s["requested_at"] for s in paid)
-        requested_amount = sum(s["amount"] for s in mine)
-        reasons: dict[str, int] = {}
-        for s in rejected:
-            reasons[s["reason"]] = reasons.get(s["reason"], 0) + 1
-        venues[v.id] = {
-            "policy": v.policy,
-            "asset": v.asset,
-            "customers": v.customers,
-            "liabilities_start": want[v.id].liabilities_start,
-            "liquid_reserves_start": want[v.id].reserves_start,
-            "withdrawals": {
-                "requested": len(mine),
-                "paid": len(paid),
-                "queued": 0,
-                "rejected": len(rejected),
-                "rejected_by_reason": reasons,
-                "requested_amount": requested_amount,
-                "paid_amount": sum(s["amount"] for s in paid),
-            },
-            "paid_fraction": (len(paid) / len(mine)) if mine else None,
-            "dry_at_hours": None,
-            "halted_at_hours": None,
-            "latency_scenario_seconds": {
-                "p50": _quantile(latencies, 0.5),
-                "p99": _quantile(latencies, 0.99),
-            },
-        }
-    return {"scenario": scenario.name, "seed": scenario.seed, "venues": venues}
-
-
-def _quantile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    if len(values) == 1:
-        return values[0]
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1]
-
-
-def check(summary: dict[str, Any], want: dict[str, VenueOutcome]) -> list[str]:
-    """Where the stack disagrees with the core's answer for the same plan."""
-    problems = []
-    for venue, got in summary["venues"].items():
-        w = got["withdrawals"]
-        if w["paid"] != want[venue].paid:
-            problems.append(f"{venue}: paid {w['paid']} withdrawals, core says {want[venue].paid}")
-        if w["paid_amount"] != want[venue].paid_amount:
-            problems.append(
-                f"{venue}: paid {w['paid_amount']}, core says {want[venue].paid_amount}"
-            )
-        if w["rejected_by_reason"] != want[venue].rejected:
-            problems.append(
-                f"{venue}: rejections {w['rejected_by_reason']}, core says {want[venue].rejected}"
-            )
-    return problems
+    meta = {
+        "scenario": scenario.name,
+        "mode": "sim",
+        "seed": scenario.seed,
+        "speed": None,
+        "wall_seconds": round(time.time() - started, 3),
+    }
+    return _finish(run_id, run_dir, meta, [])
 
 
 def run(
@@ -184,78 +91,179 @@ def run(
     scenario_text: str,
     runs_dir: Path = Path("runs"),
     bootstrap: str | None = None,
-    speed: float = 1.0,
-    progress: Callable[[str], None] = lambda m: None,
+    speed: float | None = None,
+    users: int = 20,
+    progress: Progress = lambda m: None,
     step: Step = lambda what, done, total: None,
 ) -> RunResult:
-    run_id = new_run_id(scenario.name)
-    run_dir = runs_dir / run_id
-    run_dir.mkdir(parents=True)
-    (run_dir / "scenario.yaml").write_text(scenario_text)
-    the_plan = plan(scenario)
-    want = expected(scenario, the_plan)
+    speed = speed or scenario.speed
+    run_id, run_dir = _prepare(scenario, scenario_text, runs_dir, "run")
+    plan = workload.requests(scenario)
+    plan_path = run_dir / "plan.jsonl"
+    summary.write_log(plan_path, (asdict(r) for r in plan))
     started = time.time()
-    stack = Stack(run_dir, run_id, bootstrap=bootstrap, speed=speed, progress=progress)
-    statuses: list[dict] = []
     problems: list[str] = []
+    stack = Stack(run_dir, run_id, bootstrap=bootstrap, speed=speed, progress=progress)
     with stack:
+        assert stack.bootstrap is not None
+        t0 = time.time() + LEAD_SECONDS
+        stack.started_at = t0
         (run_dir / "config.json").write_text(
             json.dumps(
                 {
                     "run_id": run_id,
                     "speed": speed,
-                    "started_at": stack.started_at,
+                    "started_at": t0,
                     "urls": stack.urls,
                     "embedded_broker": bootstrap is None,
+                    "locust_users": users,
                 },
                 indent=2,
             )
         )
-        progress(f"opening {len(scenario.venues)} venue(s)")
-        asyncio.run(
-            kafka.publish(
-                stack.bootstrap or "",
-                [
-                    ev.VenueOpened(
-                        venue=v.id, scenario_time=0.0, policy=v.policy, assets=(v.asset,)
-                    )
-                    for v in scenario.venues
-                ],
-            )
+        progress(
+            f"genesis: {len(scenario.venues)} venues, "
+            f"{sum(v.customers for v in scenario.venues)} customers"
         )
-        customers = Customers(stack.gateway_url)
+        asyncio.run(kafka.publish(stack.bootstrap, workload.genesis(scenario, t0, speed)))
+        gateway = httpx.Client(base_url=stack.gateway_url, timeout=10)
         try:
-            statuses = drive(customers, scenario, the_plan, step)
-        finally:
-            customers.close()
-        progress("checking Prometheus")
-        total = sum(w.liabilities_end for w in want.values())
-        promql = f'sum(bankrun_customer_liabilities{{run_id="{run_id}"}})'
-        try:
-            wait_until(
-                lambda: scalar(stack.prometheus_url, promql) == total, 30, f"{promql} == {total}"
+            _wait_for_venues(gateway, scenario)
+            locust = _start_locust(
+                stack, run_dir, plan_path, t0, speed, users, scenario.duration_hours * 3600 / speed
             )
-        except TimeoutError as slow:
-            problems.append(str(slow))
-        prom_liabilities = scalar(stack.prometheus_url, promql)
+            progress(
+                f"load: {len(plan)} withdrawals from Locust ({users} users), "
+                f"{scenario.duration_hours} h at speed {speed:g}"
+            )
+            asyncio.run(_clock(stack.bootstrap, scenario, t0, speed, locust, step))
+            _wait_for_answers(gateway, scenario, len(plan), step)
+        finally:
+            gateway.close()
         stack.stop_services()
         progress("exporting the event log")
-        exported = export_events(stack.bootstrap or "", run_dir / "events.jsonl")
-    summary = summarize(scenario, statuses, want)
-    problems += check(summary, want)
-    summary.update(
-        {
-            "run_id": run_id,
-            "wall_seconds": round(time.time() - started, 2),
-            "events_exported": exported,
-            "prometheus": {"customer_liabilities": prom_liabilities},
-            "expected_by_core": {k: asdict(v) for k, v in want.items()},
-            "problems": problems,
-        }
-    )
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+        export_events(stack.bootstrap, run_dir / "events.jsonl")
+        dry_scrapes = prometheus_dry_lags(stack, summary.read_log(run_dir / "events.jsonl"))
+    meta = {
+        "scenario": scenario.name,
+        "mode": "run",
+        "seed": scenario.seed,
+        "speed": speed,
+        "wall_seconds": round(time.time() - started, 2),
+        "planned_requests": len(plan),
+        "prometheus_buffer_dry": dry_scrapes,
+    }
     shutil.rmtree(run_dir / "state", ignore_errors=True)
-    return RunResult(run_id, run_dir, summary, problems)
+    return _finish(run_id, run_dir, meta, problems)
+
+
+def _wait_for_venues(gateway: httpx.Client, scenario: Scenario) -> None:
+    want = {v.id for v in scenario.venues}
+
+    def known() -> bool:
+        reply = gateway.get("/venues")
+        return reply.status_code == 200 and want <= {v["venue"] for v in reply.json()["venues"]}
+
+    wait_until(known, 60, "venues at the gateway")
+
+
+def _start_locust(
+    stack: Stack,
+    run_dir: Path,
+    plan: Path,
+    t0: float,
+    speed: float,
+    users: int,
+    scenario_wall_seconds: float,
+) -> ManagedProcess:
+    argv = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOCUSTFILE),
+        "--headless",
+        "-u",
+        str(users),
+        "-r",
+        str(users),
+        "--host",
+        stack.gateway_url,
+        "--run-time",
+        f"{int(scenario_wall_seconds + LEAD_SECONDS + 120)}s",
+        "--csv",
+        str(run_dir / "locust"),
+        "--only-summary",
+        "--exit-code-on-error",
+        "0",
+    ]
+    env = {"BANKRUN_PLAN": str(plan), "BANKRUN_STARTED_AT": str(t0), "BANKRUN_SPEED": str(speed)}
+    proc = ManagedProcess("locust", argv, stack.log_dir / "locust.log", env=env).start()
+    stack.processes["locust"] = proc
+    return proc
+
+
+async def _clock(
+    bootstrap: str,
+    scenario: Scenario,
+    t0: float,
+    speed: float,
+    locust: ManagedProcess,
+    step: Step,
+) -> None:
+    """Publish every clock tick at its wall time while Locust delivers the load."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
+    await producer.start()
+    try:
+        for t in workload.tick_times(scenario):
+            delay = t0 + t / speed - time.time()
+            if delay > 0:
+                await asyncio.sleep(delay)  # pacing the scenario clock, not synchronization
+            for venue in scenario.venues:
+                tick = ev.ClockTick(venue=venue.id, scenario_time=t)
+                topic = topic_of(ev.ClockTick)
+                await producer.send(topic.name, tick.to_bytes(), key=topic.key_of(tick).encode())
+            step("scenario hours", t / 3600, scenario.duration_hours)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    deadline = time.time() + 120
+    while locust.running() and time.time() < deadline:
+        await asyncio.sleep(0.2)
+    if locust.running():
+        raise RuntimeError(f"Locust did not finish; see {locust.log_path}")
+
+
+def _wait_for_answers(gateway: httpx.Client, scenario: Scenario, planned: int, step: Step) -> None:
+    """Every planned request has an answer (paid, queued or rejected) at the gateway."""
+
+    def answered() -> bool:
+        done = 0
+        for venue in scenario.venues:
+            counts = gateway.get(f"/venues/{venue.id}/withdrawals").json()["counts"]
+            done += sum(n for status, n in counts.items() if status != "requested")
+        step("answers", done, planned)
+        return done >= planned
+
+    wait_until(answered, 120, "an answer to every planned withdrawal", interval=0.25)
+
+
+def prometheus_dry_lags(stack: Stack, log: list[ev.Event]) -> dict[str, dict[str, float]]:
+    """For each venue that ran dry: wall time of the event, and of the first scrape that read
+    `bankrun_buffer_dry` 1. The lag is at most one scrape interval when metrics tell the truth."""
+    out = {}
+    for event in summary.unique(log):
+        if not isinstance(event, ev.BufferDry):
+            continue
+        at = event.occurred_at.timestamp()
+        selector = f'bankrun_buffer_dry{{run_id="{stack.run_id}",venue="{event.venue}"}}'
+        window = int(time.time() - at) + 60
+        rows = query(stack.prometheus_url, f"{selector}[{window}s]")
+        ones = [float(ts) for r in rows for ts, value in r["values"] if value == "1"]
+        if ones:
+            first = min(ones)
+            out[event.venue] = {"event_wall": at, "first_scrape": first, "lag_s": first - at}
+    return out
 
 
 def export_events(bootstrap: str, path: Path) -> int:

@@ -23,7 +23,7 @@ from services.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
-Handler = Callable[[ev.Event, Journal, float], Effects]
+Handler = Callable[[ev.Event, Callable[[str], Any]], Effects]
 AfterCommit = Callable[[ev.Event, Effects, Journal], None]
 
 
@@ -122,7 +122,7 @@ def run_service(
             try:
                 effects, new = journal.commit(
                     str(event.event_id),
-                    lambda e=event: handle(e, journal, settings.scenario_time()),
+                    lambda e=event: handle(e, journal.get),
                 )
             except Exception as crash:  # one bad event must not stop the stream
                 log.exception("handler failed on %s", event.event_id)

@@ -31,6 +31,7 @@ class Output:
     topic: str
     key: str
     value: bytes
+    event: Event | None = field(default=None, compare=False)  # in process only, not recorded
 
 
 @dataclass
@@ -47,7 +48,11 @@ class Effects:
     def emit(self, *events: Event) -> None:
         for event in events:
             topic = topic_of(type(event))
-            self.outputs.append(Output(topic.name, topic.key_of(event), event.to_bytes()))
+            self.outputs.append(Output(topic.name, topic.key_of(event), event.to_bytes(), event))
+
+    def over(self, lookup: Callable[[str], Any]) -> View:
+        """Reads that see these effects on top of the stored state."""
+        return View(self, lookup)
 
     def to_record(self, done: bool) -> dict[str, Any]:
         return {
@@ -64,6 +69,25 @@ class Effects:
             increments=dict(record["increments"]),
             outputs=[Output(t, k, v.encode()) for t, k, v in record["outputs"]],
         )
+
+
+class View:
+    """State as it will be once `effects` are applied: sets win, increments add up."""
+
+    def __init__(self, effects: Effects, lookup: Callable[[str], Any]):
+        self.effects = effects
+        self.lookup = lookup
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key in self.effects.sets:
+            return self.effects.sets[key]
+        base = self.lookup(key)
+        if key in self.effects.increments:
+            return (base or 0) + self.effects.increments[key]
+        return default if base is None else base
+
+    def set(self, key: str, value: Any) -> None:
+        self.effects.sets[key] = value
 
 
 class Journal:

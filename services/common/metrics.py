@@ -8,32 +8,66 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from bankrun import events as ev
+from bankrun.domain.ledger import Totals
+
+V = ["venue", "policy"]
+
 CUSTOMER_LIABILITIES = Gauge(
     "bankrun_customer_liabilities",
     "What the venue owes its customers (available + reserved for withdrawal), minor units",
-    ["venue", "policy", "asset"],
+    [*V, "asset"],
 )
 RESERVES = Gauge(
     "bankrun_reserves",
-    "The venue's holdings by wallet tier, minor units",
-    ["venue", "policy", "tier", "asset"],
+    "The venue's cash by wallet tier (hot, warm, cold, transit), minor units",
+    [*V, "tier", "asset"],
+)
+HOLDINGS = Gauge(
+    "bankrun_holdings",
+    "Non-cash assets at book value (platform_token, affiliate_loan, less_liquid), minor units",
+    [*V, "holding", "asset"],
+)
+RESERVE_RATIO = Gauge(
+    "bankrun_reserve_ratio", "Hot (liquid) reserves / customer liabilities", [*V, "asset"]
+)
+LCR = Gauge("bankrun_lcr", "Liquidity coverage ratio (lcr policy only)", V)
+BUFFER_DRY = Gauge(
+    "bankrun_buffer_dry", "1 once a valid withdrawal could not be paid from liquid reserves", V
+)
+BUFFER_DRY_AT = Gauge(
+    "bankrun_buffer_dry_at_hours", "Scenario hour when the buffer first ran dry", V
+)
+SCENARIO_HOURS = Gauge(
+    "bankrun_scenario_time_hours", "Scenario time of the last event a service handled", ["venue"]
+)
+MOBILIZED = Counter(
+    "bankrun_mobilized_minor_units",
+    "Book value taken from a tier or holding towards the hot wallet",
+    [*V, "source"],
 )
 WITHDRAWALS = Counter(
     "bankrun_withdrawals",
-    "Withdrawal requests by final outcome and reason",
-    ["venue", "policy", "outcome", "reason"],
+    "Withdrawal requests by outcome (paid, queued, rejected) and reason",
+    [*V, "outcome", "reason"],
 )
 WITHDRAWN = Counter(
     "bankrun_withdrawn_minor_units",
-    "Money requested for withdrawal by final outcome, minor units",
-    ["venue", "policy", "asset", "outcome"],
+    "Money in withdrawal requests by outcome, minor units",
+    [*V, "asset", "outcome"],
 )
 WITHDRAWAL_LATENCY = Histogram(
     "bankrun_withdrawal_latency_scenario_seconds",
     "Scenario seconds from withdrawal request to payment",
-    ["venue", "policy"],
-    buckets=(1, 5, 15, 60, 300, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 72 * 3600),
+    V,
+    buckets=(1, 60, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 48 * 3600, 72 * 3600, 168 * 3600),
 )
+QUEUE_DEPTH = Gauge("bankrun_withdrawal_queue_depth", "Withdrawals waiting for liquidity", V)
+QUEUE_OLDEST = Gauge(
+    "bankrun_withdrawal_queue_oldest_hours", "Scenario hours the oldest queued request waited", V
+)
+HALTED = Gauge("bankrun_venue_halted", "1 once the venue halted withdrawals", V)
+HALTED_AT = Gauge("bankrun_venue_halted_at_hours", "Scenario hour of the halt", V)
 EVENTS = Counter(
     "bankrun_events_processed",
     "Events a service consumed, by type",
@@ -54,3 +88,30 @@ HTTP_REQUESTS = Counter(
     "Gateway HTTP requests by route and status code",
     ["route", "status"],
 )
+
+
+def export_totals(venue: str, policy: str, asset: str, t: Totals) -> None:
+    CUSTOMER_LIABILITIES.labels(venue, policy, asset).set(t.liabilities)
+    for tier in ("hot", "warm", "cold", "transit"):
+        RESERVES.labels(venue, policy, tier, asset).set(getattr(t, tier))
+    for holding in ("platform_token", "affiliate_loan", "less_liquid"):
+        HOLDINGS.labels(venue, policy, holding, asset).set(getattr(t, holding))
+    if t.liabilities:
+        RESERVE_RATIO.labels(venue, policy, asset).set(t.hot / t.liabilities)
+
+
+def export_outcome(event: ev.Event, policy: str) -> None:
+    """Count a saga outcome once (callers only pass newly emitted events)."""
+    match event:
+        case ev.WithdrawalPaid():
+            WITHDRAWALS.labels(event.venue, policy, "paid", "none").inc()
+            WITHDRAWN.labels(event.venue, policy, event.asset, "paid").inc(event.amount)
+            WITHDRAWAL_LATENCY.labels(event.venue, policy).observe(event.latency_s)
+        case ev.WithdrawalQueued():
+            WITHDRAWALS.labels(event.venue, policy, "queued", "insufficient_liquidity").inc()
+        case ev.WithdrawalRejected():
+            WITHDRAWALS.labels(event.venue, policy, "rejected", event.reason).inc()
+            WITHDRAWN.labels(event.venue, policy, event.asset, "rejected").inc(event.amount)
+        case ev.VenueHalted():
+            HALTED.labels(event.venue, policy).set(1)
+            HALTED_AT.labels(event.venue, policy).set(event.scenario_time / 3600)

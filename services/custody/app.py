@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from bankrun import events as ev
 from bankrun import topics
-from bankrun.domain.ledger import Tier
 from services.common import metrics
 from services.common.faust_app import create_app, run_service
-from services.common.journal import Effects, Journal, JournalBook
+from services.common.journal import Effects, Journal
 from services.common.settings import ServiceSettings
 from services.custody import handlers
 
@@ -16,28 +15,38 @@ settings = ServiceSettings.from_env()
 app = create_app(SERVICE, settings)
 
 
-def decide(event: ev.Event, journal: Journal, now: float) -> Effects:
-    return handlers.handle(event, JournalBook(journal), now)
-
-
 def export_metrics(event: ev.Event, effects: Effects, journal: Journal) -> None:
     """Gauges follow the running totals of every venue and asset the event touched."""
-    venue = journal.get(handlers.venue_key(event.venue)) or {}
-    policy = venue.get("policy", "unknown")
-    touched = {key.split("/")[3] for key in effects.increments if key.startswith("total/")}
+    config = journal.get(handlers.venue_key(event.venue)) or {}
+    policy = config.get("policy", "unknown")
+    touched = {
+        key.split("/")[3] for key in effects.increments if key.startswith(f"total/{event.venue}/")
+    }
     for asset in touched:
-        owed = journal.get(handlers.total_key(event.venue, "liabilities", asset), 0)
-        metrics.CUSTOMER_LIABILITIES.labels(event.venue, policy, asset).set(owed)
-        for tier in Tier:
-            held = journal.get(handlers.total_key(event.venue, tier.value, asset), 0)
-            metrics.RESERVES.labels(event.venue, policy, tier.value, asset).set(held)
+        metrics.export_totals(
+            event.venue, policy, asset, handlers.read_totals(journal, event.venue, asset)
+        )
+    metrics.SCENARIO_HOURS.labels(event.venue).set(event.scenario_time / 3600)
+    for out in effects.outputs:
+        if out.topic != topics.CUSTODY_EVENTS.name:
+            continue
+        produced = ev.decode(out.value)
+        if isinstance(produced, ev.ReserveSnapshot):
+            metrics.BUFFER_DRY.labels(event.venue, policy).set(int(produced.dry))
+            if produced.lcr is not None:
+                metrics.LCR.labels(event.venue, policy).set(produced.lcr)
+        elif isinstance(produced, ev.BufferDry):
+            metrics.BUFFER_DRY.labels(event.venue, policy).set(1)
+            metrics.BUFFER_DRY_AT.labels(event.venue, policy).set(produced.scenario_time / 3600)
+        elif isinstance(produced, ev.MobilizationStarted):
+            metrics.MOBILIZED.labels(event.venue, policy, produced.source).inc(produced.amount)
 
 
 run_service(
     app,
     SERVICE,
     settings,
-    inputs=(topics.VENUES, topics.CUSTOMER_REQUESTS, topics.WITHDRAWAL_COMMANDS),
-    handle=decide,
+    inputs=(topics.CONTROL, topics.CUSTOMER_REQUESTS, topics.WITHDRAWAL_COMMANDS),
+    handle=handlers.handle,
     after_commit=export_metrics,
 )

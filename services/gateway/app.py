@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
@@ -23,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bankrun import events as ev
 from bankrun.domain.money import AssetCode
-from bankrun.topics import BALANCES, FETCH_MAX_WAIT_MS, VENUES, WITHDRAWAL_EVENTS, topic_of
+from bankrun.topics import BALANCES, CONTROL, FETCH_MAX_WAIT_MS, WITHDRAWAL_EVENTS, topic_of
 from services.common import metrics
 from services.common.settings import ServiceSettings
 from services.gateway.readmodel import ReadModel
@@ -84,7 +85,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def _follow(consumer: AIOKafkaConsumer) -> None:
     """Fold venues, balances and outcomes into the read model, from the start of the log."""
     partitions = []
-    for topic in (VENUES, BALANCES, WITHDRAWAL_EVENTS):
+    for topic in (CONTROL, BALANCES, WITHDRAWAL_EVENTS):
         partitions += [TopicPartition(topic.name, p) for p in range(topic.partitions)]
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
@@ -134,6 +135,11 @@ async def _count(request: Request, call_next: Any) -> Response:
     return response
 
 
+def _now(venue: str) -> float:
+    """Scenario time at the venue, from its scenario.started event (edge: reads the clock)."""
+    return model.scenario_time(venue, time.time(), settings.clock)
+
+
 def _venue(venue: str) -> str:
     if venue not in model.venues:
         raise HTTPException(404, f"unknown venue {venue!r}")
@@ -155,7 +161,7 @@ async def _publish(event: ev.Event) -> None:
 
 def _idempotent_id(kind: str, venue: str, key: str | None) -> uuid.UUID:
     """Same key, same event id: a retried request is dropped by the consumers' journals."""
-    return ev.derived_id(uuid.UUID(int=0), f"{kind}/{venue}/{key}") if key else uuid.uuid4()
+    return ev.idempotent_id(kind, venue, key) if key else uuid.uuid4()
 
 
 @app.post("/accounts", status_code=202, response_model=Accepted)
@@ -166,7 +172,7 @@ async def open_account(body: OpenAccountBody) -> Accepted:
     event = ev.AccountOpened(
         event_id=_idempotent_id("account", body.venue, f"{body.account}/{body.asset}"),
         venue=body.venue,
-        scenario_time=settings.scenario_time(),
+        scenario_time=_now(body.venue),
         account=body.account,
         asset=body.asset,
     )
@@ -183,7 +189,7 @@ async def deposit(
     event = ev.DepositMade(
         event_id=_idempotent_id("deposit", body.venue, idempotency_key),
         venue=body.venue,
-        scenario_time=settings.scenario_time(),
+        scenario_time=_now(body.venue),
         account=body.account,
         asset=body.asset,
         amount=body.amount,
@@ -213,7 +219,7 @@ async def withdraw(
     event = ev.WithdrawalRequested(
         event_id=_idempotent_id("withdrawal", body.venue, request_id),
         venue=body.venue,
-        scenario_time=settings.scenario_time(),
+        scenario_time=_now(body.venue),
         account=body.account,
         asset=body.asset,
         amount=body.amount,
@@ -232,6 +238,17 @@ async def withdrawal_status(venue: str, request_id: str) -> dict[str, Any]:
     return known
 
 
+@app.get("/venues/{venue}/withdrawals")
+async def withdrawal_counts(venue: str) -> dict[str, Any]:
+    """How many withdrawals this gateway knows in each status (requested = no answer yet)."""
+    _venue(venue)
+    counts: dict[str, int] = {}
+    for (v, _), known in model.withdrawals.items():
+        if v == venue:
+            counts[known["status"]] = counts.get(known["status"], 0) + 1
+    return {"venue": venue, "counts": counts, "total": sum(counts.values())}
+
+
 @app.get("/accounts/{venue}/{account}")
 async def account_balances(venue: str, account: str) -> dict[str, Any]:
     _venue(venue)
@@ -243,7 +260,17 @@ async def account_balances(venue: str, account: str) -> dict[str, Any]:
 
 @app.get("/venues")
 async def venues() -> dict[str, Any]:
-    return {"venues": [{"venue": v, "policy": p} for v, p in sorted(model.venues.items())]}
+    return {
+        "venues": [
+            {
+                "venue": v,
+                "policy": p,
+                "status": "halted" if v in model.halted else "open",
+                "scenario_time": _now(v),
+            }
+            for v, p in sorted(model.venues.items())
+        ]
+    }
 
 
 @app.get("/ready")

@@ -9,11 +9,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bankrun import events as ev
+from bankrun.clock import ScenarioClock
 
 
 @dataclass
 class ReadModel:
     venues: dict[str, str] = field(default_factory=dict)  # venue -> policy
+    clocks: dict[str, ScenarioClock] = field(default_factory=dict)
+    halted: dict[str, float] = field(default_factory=dict)  # venue -> scenario time
     balances: dict[tuple[str, str, str], int] = field(default_factory=dict)
     withdrawals: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     applied: int = 0
@@ -22,40 +25,53 @@ class ReadModel:
         match event:
             case ev.VenueOpened():
                 self.venues[event.venue] = event.policy
+            case ev.ScenarioStarted():
+                self.clocks[event.venue] = ScenarioClock(event.started_at, event.speed)
+            case ev.VenueHalted():
+                self.halted[event.venue] = event.scenario_time
+            case ev.WithdrawalQueued():
+                self.withdrawals[(event.venue, event.request_id)] = self._status(
+                    event, "queued", None, None
+                )
             case ev.BalanceSnapshot():
                 self.balances[(event.venue, event.account, event.asset)] = event.available
-            case ev.WithdrawalPaid() | ev.WithdrawalRejected():
-                self.withdrawals[(event.venue, event.request_id)] = {
-                    "request_id": event.request_id,
-                    "venue": event.venue,
-                    "account": event.account,
-                    "asset": event.asset,
-                    "amount": event.amount,
-                    "status": "paid" if isinstance(event, ev.WithdrawalPaid) else "rejected",
-                    "reason": getattr(event, "reason", None),
-                    "requested_at": event.requested_at,
-                    "finished_at": event.scenario_time,
-                }
+            case ev.WithdrawalPaid():
+                key = (event.venue, event.request_id)
+                self.withdrawals[key] = self._status(event, "paid", None, event.scenario_time)
+            case ev.WithdrawalRejected():
+                key = (event.venue, event.request_id)
+                self.withdrawals[key] = self._status(
+                    event, "rejected", event.reason, event.scenario_time
+                )
             case _:
                 return
         self.applied += 1
 
+    @staticmethod
+    def _status(
+        event: Any, status: str, reason: str | None, finished_at: float | None
+    ) -> dict[str, Any]:
+        requested_at = getattr(event, "requested_at", event.scenario_time)
+        return {
+            "request_id": event.request_id,
+            "venue": event.venue,
+            "account": event.account,
+            "asset": event.asset,
+            "amount": event.amount,
+            "status": status,
+            "reason": reason,
+            "requested_at": requested_at,
+            "finished_at": finished_at,
+        }
+
     def accepted(self, request: ev.WithdrawalRequested) -> dict[str, Any]:
         """Remember a request this gateway published, until its outcome arrives."""
         return self.withdrawals.setdefault(
-            (request.venue, request.request_id),
-            {
-                "request_id": request.request_id,
-                "venue": request.venue,
-                "account": request.account,
-                "asset": request.asset,
-                "amount": request.amount,
-                "status": "requested",
-                "reason": None,
-                "requested_at": request.scenario_time,
-                "finished_at": None,
-            },
+            (request.venue, request.request_id), self._status(request, "requested", None, None)
         )
+
+    def scenario_time(self, venue: str, wall: float, fallback: ScenarioClock) -> float:
+        return self.clocks.get(venue, fallback).scenario_time(wall)
 
     def account(self, venue: str, account: str) -> dict[str, int]:
         return {

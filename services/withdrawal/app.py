@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bankrun import events as ev
 from bankrun import topics
-from bankrun.domain.withdrawal import FINAL, Status, Withdrawal
 from services.common import metrics
 from services.common.faust_app import create_app, run_service
 from services.common.journal import Effects, Journal
@@ -16,34 +15,35 @@ settings = ServiceSettings.from_env()
 app = create_app(SERVICE, settings)
 
 
-def decide(event: ev.Event, journal: Journal, now: float) -> Effects:
-    effects, _ = handlers.handle(event, journal.get, now)
-    return effects
-
-
 def export_metrics(event: ev.Event, effects: Effects, journal: Journal) -> None:
-    request_id = getattr(event, "request_id", None)
-    if request_id is None:
-        return
-    stored = effects.sets.get(handlers.withdrawal_key(request_id))
-    if stored is None:
-        return
-    done = Withdrawal.from_dict(stored)
-    if done.status not in FINAL:
-        return
-    policy = (journal.get(handlers.venue_key(done.venue)) or {}).get("policy", "unknown")
-    outcome = done.status.value
-    metrics.WITHDRAWALS.labels(done.venue, policy, outcome, done.reason or "none").inc()
-    metrics.WITHDRAWN.labels(done.venue, policy, done.asset, outcome).inc(done.amount)
-    if done.status is Status.PAID and done.latency is not None:
-        metrics.WITHDRAWAL_LATENCY.labels(done.venue, policy).observe(done.latency)
+    policy = (journal.get(handlers.venue_key(event.venue)) or {}).get("policy", "unknown")
+    for out in effects.outputs:
+        if out.topic == topics.WITHDRAWAL_EVENTS.name:
+            metrics.export_outcome(ev.decode(out.value), policy)
+    depth = journal.get(handlers.queue_key(event.venue, "depth"), 0)
+    metrics.QUEUE_DEPTH.labels(event.venue, policy).set(depth)
+    metrics.QUEUE_OLDEST.labels(event.venue, policy).set(
+        _oldest_age_hours(journal, event.venue, event.scenario_time) if depth else 0
+    )
+
+
+def _oldest_age_hours(journal: Journal, venue: str, now: float) -> float:
+    head = journal.get(handlers.queue_key(venue, "head"), 0)
+    tail = journal.get(handlers.queue_key(venue, "tail"), 0)
+    for position in range(head, tail):
+        stored = journal.get(
+            handlers.withdrawal_key(journal.get(handlers.queue_key(venue, str(position))))
+        )
+        if stored and stored["status"] == "queued":
+            return max(0.0, now - stored["requested_at"]) / 3600
+    return 0.0
 
 
 run_service(
     app,
     SERVICE,
     settings,
-    inputs=(topics.VENUES, topics.CUSTODY_EVENTS),
-    handle=decide,
+    inputs=(topics.CONTROL, topics.CUSTODY_EVENTS),
+    handle=handlers.handle,
     after_commit=export_metrics,
 )

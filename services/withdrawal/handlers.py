@@ -1,8 +1,10 @@
 """The withdrawal saga: custody's answers move each request along its state machine.
 
-reserved -> ask custody to pay from liquid reserves; paid -> done; refused at either step ->
-rejected with custody's reason (after a failed payout the reserved funds are released).
-Pure: reads the saga's state through `lookup`, returns `Effects`.
+reserved -> pay now, unless the venue is halted or a gate caps the customer (then rejected and
+the funds released); a payout that fails for want of cash joins a strict FIFO queue, drained
+whenever custody reports cash in the hot wallet. Nobody jumps the queue: while it is not
+empty, new requests join its tail (the sequential service that makes runs rational).
+Pure: reads the saga's state through a lookup, returns `Effects`.
 """
 
 from __future__ import annotations
@@ -11,69 +13,258 @@ from collections.abc import Callable
 from typing import Any
 
 from bankrun import events as ev
+from bankrun.domain.policies import Gate
 from bankrun.domain.withdrawal import Status, Withdrawal
-from services.common.journal import Effects
+from services.common.journal import Effects, View
 
 Lookup = Callable[[str], Any]
+DAY = 86_400.0
+LIQUIDITY = "insufficient_liquidity"
 
 
 def withdrawal_key(request_id: str) -> str:
-    return "withdrawal/" + request_id
+    return f"withdrawal/{request_id}"
 
 
 def venue_key(venue: str) -> str:
-    return "venue/" + venue
+    return f"venue/{venue}"
 
 
-def handle(event: ev.Event, lookup: Lookup, now: float) -> tuple[Effects, Withdrawal | None]:
-    """What the saga does about `event`; also the withdrawal as it ends up, if one moved."""
+def queue_key(venue: str, what: str) -> str:
+    return f"queue/{venue}/{what}"
+
+
+def halted_key(venue: str) -> str:
+    return f"halted/{venue}"
+
+
+def handle(event: ev.Event, lookup: Lookup) -> Effects:
     effects = Effects()
-    if isinstance(event, ev.VenueOpened):
-        effects.sets[venue_key(event.venue)] = {"policy": event.policy}
-        return effects, None
-    if not isinstance(
-        event, ev.FundsReserved | ev.FundsRejected | ev.PayoutSettled | ev.PayoutFailed
-    ):
-        return effects, None
+    state = effects.over(lookup)
+    handler = _HANDLERS.get(type(event))
+    if handler is not None:
+        handler(event, state, effects)
+    return effects
 
-    stored = lookup(withdrawal_key(event.request_id))
-    current = (
-        Withdrawal.from_dict(stored)
-        if stored
-        else Withdrawal(
-            request_id=event.request_id,
-            venue=event.venue,
-            account=event.account,
-            asset=event.asset,
-            amount=event.amount,
-            requested_at=event.requested_at,
+
+class Saga:
+    """One event's work on one venue's withdrawals."""
+
+    def __init__(self, event: ev.Event, state: View, effects: Effects):
+        self.event = event
+        self.venue = event.venue
+        self.state = state
+        self.effects = effects
+        self.now = event.scenario_time
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.state.get(venue_key(self.venue)) or {}
+
+    @property
+    def gate(self) -> Gate | None:
+        raw = self.config.get("gate")
+        return Gate.model_validate(raw) if raw else None
+
+    @property
+    def halted(self) -> bool:
+        return self.state.get(halted_key(self.venue)) is not None
+
+    def load(self, step: Any) -> Withdrawal:
+        stored = self.state.get(withdrawal_key(step.request_id))
+        if stored:
+            return Withdrawal.from_dict(stored)
+        return Withdrawal(
+            request_id=step.request_id,
+            venue=step.venue,
+            account=step.account,
+            asset=step.asset,
+            amount=step.amount,
+            requested_at=step.requested_at,
+        )
+
+    def move(self, w: Withdrawal, status: Status, reason: str | None = None) -> Withdrawal | None:
+        moved = w.to(status, self.now, reason)
+        if moved is not None:
+            self.state.set(withdrawal_key(w.request_id), moved.to_dict())
+        return moved
+
+    def fields(self, w: Withdrawal) -> dict[str, Any]:
+        return {
+            "account": w.account,
+            "asset": w.asset,
+            "request_id": w.request_id,
+            "amount": w.amount,
+            "requested_at": w.requested_at,
+        }
+
+    def reject(self, w: Withdrawal, reason: str, release: bool) -> None:
+        was_queued = w.status is Status.QUEUED
+        if self.move(w, Status.REJECTED, reason) is None:
+            return
+        if was_queued:
+            self.bump(queue_key(self.venue, "depth"), -1)
+        if release:
+            self.effects.emit(
+                self.event.caused(
+                    ev.ReleaseRequested, label=w.request_id, reason=reason, **self.fields(w)
+                )
+            )
+        self.effects.emit(
+            self.event.caused(
+                ev.WithdrawalRejected, label=w.request_id, reason=reason, **self.fields(w)
+            )
+        )
+
+    def pay(self, w: Withdrawal) -> None:
+        self.state.set(f"inflight/{w.request_id}", True)
+        self.effects.emit(
+            self.event.caused(ev.PayoutRequested, label=w.request_id, **self.fields(w))
+        )
+
+    def enqueue(self, w: Withdrawal) -> None:
+        tail = self.state.get(queue_key(self.venue, "tail"), 0)
+        if self.move(w, Status.QUEUED) is None:
+            return
+        self.state.set(queue_key(self.venue, str(tail)), w.request_id)
+        self.state.set(queue_key(self.venue, "tail"), tail + 1)
+        self.bump(queue_key(self.venue, "depth"), 1)
+        head = self.state.get(queue_key(self.venue, "head"), 0)
+        self.effects.emit(
+            self.event.caused(
+                ev.WithdrawalQueued, label=w.request_id, position=tail - head, **self.fields(w)
+            )
+        )
+
+    def bump(self, key: str, amount: int) -> None:
+        self.effects.increments[key] = self.effects.increments.get(key, 0) + amount
+
+    def queue_empty(self) -> bool:
+        return self.state.get(queue_key(self.venue, "depth"), 0) <= 0
+
+    def drain(self, cash: int) -> None:
+        """Pay queued requests in order while the hot wallet covers them; stop at the first
+        that does not fit. Requests already sent to custody count against the cash."""
+        head = self.state.get(queue_key(self.venue, "head"), 0)
+        tail = self.state.get(queue_key(self.venue, "tail"), 0)
+        position, advancing = head, True
+        while position < tail:
+            w = Withdrawal.from_dict(
+                self.state.get(withdrawal_key(self.state.get(queue_key(self.venue, str(position)))))
+            )
+            if w.status is not Status.QUEUED:
+                if advancing:
+                    head = position + 1
+                position += 1
+                continue
+            advancing = False
+            if w.amount > cash:
+                break
+            cash -= w.amount
+            if not self.state.get(f"inflight/{w.request_id}"):
+                self.pay(w)
+            position += 1
+        self.state.set(queue_key(self.venue, "head"), head)
+
+    def trip_gate(self, dry: bool, liquid_ratio: float | None) -> None:
+        gate = self.gate
+        if gate is None or not gate.tripped(dry, liquid_ratio):
+            return
+        tripped_at = self.state.get(f"gate-tripped/{self.venue}")
+        if tripped_at is None:
+            tripped_at = self.now
+            self.state.set(f"gate-tripped/{self.venue}", tripped_at)
+        if gate.halt and not self.halted and self.now >= tripped_at + gate.halt_after_hours * 3600:
+            self.state.set(halted_key(self.venue), self.now)
+            self.effects.emit(self.event.caused(ev.VenueHalted, reason=f"gate_{gate.trigger}"))
+
+    def capped(self, w: Withdrawal) -> bool:
+        """A tripped gate caps what one account may take out per scenario day."""
+        gate = self.gate
+        if gate is None or gate.max_per_account_per_day is None:
+            return False
+        if self.state.get(f"gate-tripped/{self.venue}") is None:
+            return False
+        key = f"day/{self.venue}/{w.account}/{int(self.now // DAY)}"
+        used = self.state.get(key, 0)
+        if used + w.amount > gate.max_per_account_per_day:
+            return True
+        self.bump(key, w.amount)
+        return False
+
+
+def _venue_opened(event: ev.VenueOpened, state: View, effects: Effects) -> None:
+    if event.gate:
+        Gate.model_validate(event.gate)
+    state.set(venue_key(event.venue), {"policy": event.policy, "gate": event.gate})
+
+
+def _buffer_dry(event: ev.BufferDry, state: View, effects: Effects) -> None:
+    Saga(event, state, effects).trip_gate(dry=True, liquid_ratio=None)
+
+
+def _reserve_snapshot(event: ev.ReserveSnapshot, state: View, effects: Effects) -> None:
+    saga = Saga(event, state, effects)
+    ratio = event.hot / event.liabilities if event.liabilities else None
+    saga.trip_gate(dry=event.dry, liquid_ratio=ratio)
+    if not saga.halted and not saga.queue_empty():
+        saga.drain(event.hot)
+
+
+def _funds_reserved(event: ev.FundsReserved, state: View, effects: Effects) -> None:
+    saga = Saga(event, state, effects)
+    w = saga.load(event)
+    if w.status is not Status.REQUESTED:
+        return
+    if saga.halted:
+        saga.reject(w, "venue_halted", release=True)
+    elif saga.capped(w):
+        saga.reject(w, "gated", release=True)
+    elif not saga.queue_empty():
+        saga.move(w, Status.RESERVED)
+        saga.enqueue(saga.load(event))
+    else:
+        saga.move(w, Status.RESERVED)
+        saga.pay(w)
+
+
+def _funds_rejected(event: ev.FundsRejected, state: View, effects: Effects) -> None:
+    saga = Saga(event, state, effects)
+    saga.reject(saga.load(event), event.reason, release=False)
+
+
+def _payout_settled(event: ev.PayoutSettled, state: View, effects: Effects) -> None:
+    saga = Saga(event, state, effects)
+    w = saga.load(event)
+    was_queued = w.status is Status.QUEUED
+    if saga.move(w, Status.PAID) is None:
+        return
+    state.set(f"inflight/{w.request_id}", False)
+    if was_queued:
+        saga.bump(queue_key(event.venue, "depth"), -1)
+    effects.emit(
+        event.caused(
+            ev.WithdrawalPaid, latency_s=max(0.0, saga.now - w.requested_at), **saga.fields(w)
         )
     )
-    step = {
-        "account": event.account,
-        "asset": event.asset,
-        "request_id": event.request_id,
-        "amount": event.amount,
-        "requested_at": event.requested_at,
-    }
-    match event:
-        case ev.FundsReserved():
-            moved = current.to(Status.RESERVED, now)
-            effects.emit(event.caused(ev.PayoutRequested, now, **step))
-        case ev.FundsRejected():
-            moved = current.to(Status.REJECTED, now, event.reason)
-            effects.emit(event.caused(ev.WithdrawalRejected, now, reason=event.reason, **step))
-        case ev.PayoutSettled():
-            moved = current.to(Status.PAID, now)
-            latency = max(0.0, now - event.requested_at)
-            effects.emit(event.caused(ev.WithdrawalPaid, now, latency_s=latency, **step))
-        case ev.PayoutFailed():
-            moved = current.to(Status.REJECTED, now, event.reason)
-            effects.emit(
-                event.caused(ev.ReleaseRequested, now, reason=event.reason, **step),
-                event.caused(ev.WithdrawalRejected, now, reason=event.reason, **step),
-            )
-    if moved is None:
-        return effects, None
-    effects.sets[withdrawal_key(event.request_id)] = moved.to_dict()
-    return effects, moved
+
+
+def _payout_failed(event: ev.PayoutFailed, state: View, effects: Effects) -> None:
+    saga = Saga(event, state, effects)
+    w = saga.load(event)
+    state.set(f"inflight/{w.request_id}", False)
+    if event.reason != LIQUIDITY:
+        saga.reject(w, event.reason, release=True)
+    elif w.status is Status.RESERVED:
+        saga.enqueue(w)
+
+
+_HANDLERS: dict[type, Callable[[Any, View, Effects], None]] = {
+    ev.VenueOpened: _venue_opened,
+    ev.BufferDry: _buffer_dry,
+    ev.ReserveSnapshot: _reserve_snapshot,
+    ev.FundsReserved: _funds_reserved,
+    ev.FundsRejected: _funds_rejected,
+    ev.PayoutSettled: _payout_settled,
+    ev.PayoutFailed: _payout_failed,
+}

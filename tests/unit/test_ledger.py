@@ -98,7 +98,7 @@ class TestInvariants:
         )
         problems = ledger.invariant_violations(book)
         assert any("negative liability" in p for p in problems)
-        assert any("negative wallet" in p for p in problems)
+        assert any("negative asset" in p for p in problems)
 
     def test_an_unbalanced_book_is_reported(self):
         book = InMemoryBook({ledger.wallet(VENUE, Tier.HOT, "USD").key: 5})

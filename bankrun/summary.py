@@ -1,0 +1,185 @@
+"""A run's numbers, computed from its event log alone — by `sim`, by `run`, and by `verify`.
+
+Also the checks that the log is consistent: nothing paid twice, no customer owed less than
+zero, and for every account, what it brought equals what it holds plus what was taken out.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bankrun import events as ev
+
+HOUR = 3600.0
+
+
+@dataclass
+class VenueTally:
+    policy: str = "unknown"
+    asset: str = "USD"
+    liabilities_start: int | None = None
+    liquid_start: int | None = None
+    requested: int = 0
+    amount_requested: int = 0
+    paid: set[str] = field(default_factory=set)
+    amount_paid: int = 0
+    rejected: dict[str, str] = field(default_factory=dict)  # request id -> reason
+    ever_queued: set[str] = field(default_factory=set)
+    latencies: list[float] = field(default_factory=list)
+    dry_at: float | None = None
+    halted_at: float | None = None
+    mobilized: int = 0
+    fire_sale_losses: int = 0
+
+    def row(self, venue: str) -> dict[str, Any]:
+        finished = self.paid | set(self.rejected)
+        waiting = self.ever_queued - finished
+        reasons: dict[str, int] = {}
+        for reason in self.rejected.values():
+            reasons[reason] = reasons.get(reason, 0) + 1
+        return {
+            "venue": venue,
+            "policy": self.policy,
+            "asset": self.asset,
+            "liabilities_start": self.liabilities_start,
+            "liquid_start": self.liquid_start,
+            "withdrawals_requested": self.requested,
+            "withdrawals_paid": len(self.paid),
+            "withdrawals_queued": len(waiting),
+            "withdrawals_rejected": len(self.rejected),
+            "withdrawals_ever_queued": len(self.ever_queued),
+            "rejected_by_reason": dict(sorted(reasons.items())),
+            "amount_requested": self.amount_requested,
+            "amount_paid": self.amount_paid,
+            "paid_fraction": (
+                round(self.amount_paid / self.amount_requested, 6)
+                if self.amount_requested
+                else None
+            ),
+            "dry_at_hours": _hours(self.dry_at),
+            "halted_at_hours": _hours(self.halted_at),
+            "latency_p50_hours": _quantile(self.latencies, 0.50),
+            "latency_p99_hours": _quantile(self.latencies, 0.99),
+            "mobilized": self.mobilized,
+            "fire_sale_losses": self.fire_sale_losses,
+        }
+
+
+def _hours(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds / HOUR, 6)
+
+
+def _quantile(latencies: list[float], q: float) -> float | None:
+    if not latencies:
+        return None
+    hours = sorted(x / HOUR for x in latencies)
+    if len(hours) == 1:
+        return round(hours[0], 6)
+    return round(statistics.quantiles(hours, n=100, method="inclusive")[round(q * 100) - 1], 6)
+
+
+def unique(events: Iterable[ev.Event]) -> list[ev.Event]:
+    """Drop redelivered copies (same event id); the log is at-least-once."""
+    seen: set[Any] = set()
+    out = []
+    for event in events:
+        if event.event_id not in seen:
+            seen.add(event.event_id)
+            out.append(event)
+    return out
+
+
+def summarize(events: Iterable[ev.Event], meta: dict[str, Any]) -> dict[str, Any]:
+    tallies: dict[str, VenueTally] = {}
+    for event in unique(events):
+        t = tallies.setdefault(event.venue, VenueTally())
+        match event:
+            case ev.VenueOpened():
+                t.policy, t.asset = event.policy, event.assets[0]
+            case ev.ReserveSnapshot() if t.liabilities_start is None:
+                t.liabilities_start, t.liquid_start = event.liabilities, event.hot
+            case ev.WithdrawalRequested():
+                t.requested += 1
+                t.amount_requested += event.amount
+            case ev.WithdrawalPaid():
+                t.paid.add(event.request_id)
+                t.amount_paid += event.amount
+                t.latencies.append(event.latency_s)
+            case ev.WithdrawalRejected():
+                t.rejected[event.request_id] = event.reason
+            case ev.WithdrawalQueued():
+                t.ever_queued.add(event.request_id)
+            case ev.BufferDry():
+                t.dry_at = event.scenario_time
+            case ev.VenueHalted():
+                t.halted_at = event.scenario_time
+            case ev.MobilizationLanded():
+                t.mobilized += event.proceeds
+                t.fire_sale_losses += event.amount - event.proceeds
+    venues = {name: t.row(name) for name, t in sorted(tallies.items()) if name != "unknown"}
+    return {**meta, "venues": venues}
+
+
+def check(events: Iterable[ev.Event]) -> list[str]:
+    """Conservation checks on a log; an empty list means it holds."""
+    problems: list[str] = []
+    brought: dict[tuple[str, str, str], int] = {}
+    holds: dict[tuple[str, str, str], int] = {}
+    reserved: dict[tuple[str, str, str], int] = {}
+    paid_requests: dict[str, int] = {}
+    paid_by: dict[tuple[str, str, str], int] = {}
+    for event in unique(events):
+        match event:
+            case ev.AccountFunded() | ev.DepositMade():
+                key = (event.venue, event.account, event.asset)
+                brought[key] = brought.get(key, 0) + event.amount
+            case ev.BalanceSnapshot():
+                holds[(event.venue, event.account, event.asset)] = event.available
+            case ev.FundsReserved():
+                key = (event.venue, event.account, event.asset)
+                reserved[key] = reserved.get(key, 0) + event.amount
+            case ev.ReleaseRequested():
+                key = (event.venue, event.account, event.asset)
+                reserved[key] = reserved.get(key, 0) - event.amount
+            case ev.WithdrawalPaid():
+                rid = f"{event.venue}/{event.request_id}"
+                paid_requests[rid] = paid_requests.get(rid, 0) + 1
+                key = (event.venue, event.account, event.asset)
+                paid_by[key] = paid_by.get(key, 0) + event.amount
+    problems += [f"{rid} paid {n} times" for rid, n in paid_requests.items() if n > 1]
+    for key, amount in sorted(brought.items()):
+        held, taken = holds.get(key, 0), reserved.get(key, 0)
+        if held + taken != amount:
+            problems.append(f"{'/'.join(key)}: brought {amount}, holds {held} + taken {taken}")
+        if paid_by.get(key, 0) > taken:
+            problems.append(f"{'/'.join(key)}: paid {paid_by[key]} but only {taken} was reserved")
+    return problems
+
+
+def read_log(path: Path) -> list[ev.Event]:
+    """Events of an events.jsonl export; lines that are not events (dead letters' sources,
+    garbage) are skipped."""
+    out = []
+    with path.open() as lines:
+        for line in lines:
+            value = json.loads(line)["value"]
+            if isinstance(value, dict) and "type" in value:
+                try:
+                    out.append(ev.decode(json.dumps(value)))
+                except ValueError:
+                    continue
+    return out
+
+
+def write_log(path: Path, records: Iterable[dict[str, Any]]) -> int:
+    count = 0
+    with path.open("w") as out:
+        for record in records:
+            out.write(json.dumps(record) + "\n")
+            count += 1
+    return count
