@@ -40,27 +40,14 @@ def test_the_envelope_is_on_every_event_type():
 
 def test_a_caused_event_links_to_its_cause_with_a_stable_id():
     cause = request()
-    a = cause.caused(
-        ev.FundsReserved,
-        3601.0,
-        account="whale-1",
-        asset="USD",
-        request_id="r-1",
-        amount=1,
-        requested_at=3600.0,
-    )
-    b = cause.caused(
-        ev.FundsReserved,
-        3602.0,
-        account="whale-1",
-        asset="USD",
-        request_id="r-1",
-        amount=1,
-        requested_at=3600.0,
-    )
+    fields = dict(account="whale-1", asset="USD", request_id="r-1", amount=1, requested_at=3600.0)
+    a = cause.caused(ev.FundsReserved, **fields)
+    b = cause.caused(ev.FundsReserved, **fields)
+    other = cause.caused(ev.FundsReserved, label="second", **fields)
     assert a.event_id == b.event_id != cause.event_id
+    assert other.event_id != a.event_id
     assert a.causation_id == cause.event_id == a.correlation_id
-    assert a.scenario_time == 3601.0
+    assert a.scenario_time == cause.scenario_time
 
 
 @pytest.mark.parametrize(

@@ -4,9 +4,9 @@ import contextlib
 
 from bankrun import events as ev
 from bankrun.domain import ledger
-from services.common.journal import Effects, Journal, JournalBook
+from bankrun.sim import InProcessBus
+from services.common.journal import Effects, Journal
 from services.custody import handlers as custody
-from services.withdrawal import handlers as saga
 
 VENUE = "safe-1"
 
@@ -65,56 +65,35 @@ def test_a_crash_mid_event_resumes_without_double_applying():
         assert (journal.get("hot"), journal.get("alice")) == (once, -once), writes
 
 
-class InMemoryVenue:
-    """Custody and the withdrawal saga wired by hand, each with its own journal."""
-
-    def __init__(self):
-        self.custody = Journal({}, {})
-        self.saga = Journal({}, {})
-        self.log: list[ev.Event] = []
-
-    def send(self, event: ev.Event, now: float = 0.0) -> None:
-        queue = [event]
-        while queue:
-            current = queue.pop(0)
-            self.log.append(current)
-            for journal, decide in (
-                (self.custody, lambda e=current: custody.handle(e, JournalBook(self.custody), now)),
-                (self.saga, lambda e=current: saga.handle(e, self.saga.get, now)[0]),
-            ):
-                effects, _ = journal.commit(str(current.event_id), decide)
-                queue += [ev.decode(out.value) for out in effects.outputs]
-
-    def outcome(self, request_id: str) -> ev.Event:
-        done = (ev.WithdrawalPaid, ev.WithdrawalRejected)
-        return next(e for e in self.log if isinstance(e, done) and e.request_id == request_id)
-
-
 def test_the_withdrawal_story():
-    venue = InMemoryVenue()
-    venue.send(ev.VenueOpened(venue=VENUE, scenario_time=0, policy="full-reserve"))
-    venue.send(ev.AccountOpened(venue=VENUE, scenario_time=0, account="whale-1", asset="USD"))
-    venue.send(
+    bus = InProcessBus()
+    bus.publish(ev.VenueOpened(venue=VENUE, scenario_time=0, policy="full-reserve"))
+    bus.publish(ev.AccountOpened(venue=VENUE, scenario_time=0, account="whale-1", asset="USD"))
+    bus.publish(
         ev.DepositMade(venue=VENUE, scenario_time=0, account="whale-1", asset="USD", amount=1_000)
     )
     ask = ev.WithdrawalRequested(
         venue=VENUE, scenario_time=60, account="whale-1", asset="USD", request_id="w-1", amount=600
     )
-    venue.send(ask, now=61)
-    venue.send(ask, now=62)  # the customer's retry reaches the log twice
+    bus.publish(ask)
+    bus.publish(ask)  # the customer's retry reaches the log twice
     greedy = ev.WithdrawalRequested(
         venue=VENUE, scenario_time=70, account="whale-1", asset="USD", request_id="w-2", amount=600
     )
-    venue.send(greedy, now=71)
+    bus.publish(greedy)
 
-    assert isinstance(venue.outcome("w-1"), ev.WithdrawalPaid)
-    refused = venue.outcome("w-2")
+    def outcome(request_id):
+        done = (ev.WithdrawalPaid, ev.WithdrawalRejected)
+        return next(e for e in bus.log if isinstance(e, done) and e.request_id == request_id)
+
+    assert isinstance(outcome("w-1"), ev.WithdrawalPaid)
+    refused = outcome("w-2")
     assert isinstance(refused, ev.WithdrawalRejected)
     assert refused.reason == "insufficient_balance"
-    owed = venue.custody.get(custody.total_key(VENUE, "liabilities", "USD"))
-    hot = venue.custody.get(custody.total_key(VENUE, "hot", "USD"))
+    custody_state = bus.services["custody"][0]
+    owed = custody_state.get(custody.total_key(VENUE, "liabilities", "USD"))
+    hot = custody_state.get(custody.total_key(VENUE, "hot", "USD"))
     assert (owed, hot) == (400, 400)  # paid once, not twice
-    balances = {k: v[0] for k, v in venue.custody.state.items() if k.count("|") == 3}
-    assert ledger.invariant_violations(balances) == []
-    paid = [e for e in venue.log if isinstance(e, ev.WithdrawalPaid)]
+    assert ledger.invariant_violations(bus.ledger_balances()) == []
+    paid = [e for e in bus.log if isinstance(e, ev.WithdrawalPaid)]
     assert len({e.event_id for e in paid}) == 1

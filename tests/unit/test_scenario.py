@@ -3,46 +3,57 @@ import pytest
 from bankrun import scenario
 from bankrun.scenario import ScenarioError
 
-
-def write(tmp_path, text: str):
-    path = tmp_path / "s.yaml"
-    path.write_text(text)
-    return path
-
-
 GOOD = """
 name: tiny
+duration_hours: 6
 venues:
-  - {id: safe-1, policy: full-reserve, customers: 3, balance_min: 100, balance_max: 200}
+  - id: frac
+    policy: fractional
+    params: {liquid_ratio: 0.2}
+    customers: 3
+    total_deposits: 1000
+load: {model: constant, amount_per_hour: 10}
 """
 
 
 def test_shipped_scenarios_load():
-    for path in scenario.SCENARIO_DIR.glob("*.yaml"):
+    shipped = list(scenario.SCENARIO_DIR.glob("*.yaml"))
+    assert len(shipped) >= 2
+    for path in shipped:
         assert scenario.load(path).venues
 
 
-def test_a_good_file_loads(tmp_path):
-    assert scenario.load(write(tmp_path, GOOD)).venues[0].customers == 3
+def test_a_good_file_loads_with_policy_defaults_filled_in():
+    spec = scenario.parse(GOOD)
+    assert spec.venues[0].params == {"liquid_ratio": 0.2, "cold_delay_hours": 72.0, "haircut": 0.1}
 
 
 @pytest.mark.parametrize(
-    ("text", "names"),
+    ("old", "new", "named"),
     [
-        (GOOD.replace("customers: 3", "customers: -3"), "venues.0.customers"),
-        (GOOD.replace("balance_min: 100", "balance_min: 1.5"), "venues.0.balance_min"),
-        (GOOD.replace("full-reserve", "fractional"), "not implemented yet"),
-        (GOOD.replace("full-reserve", "yolo"), "unknown policy 'yolo'"),
-        (GOOD + "surprise: 1\n", "surprise"),
-        (GOOD.replace("name: tiny", "name: Tiny Run"), "name"),
+        ("customers: 3", "customers: -3", "venues.0.customers"),
+        ("total_deposits: 1000", "total_deposits: 10.5", "venues.0.total_deposits"),
+        ("liquid_ratio: 0.2", "liquid_ratio: 1.5", "params.liquid_ratio"),
+        ("liquid_ratio: 0.2", "liquid_rate: 0.2", "params.liquid_rate"),
+        ("policy: fractional", "policy: yolo", "unknown policy 'yolo'"),
+        ("duration_hours: 6", "duration_hours: 0", "duration_hours"),
+        ("amount_per_hour: 10", "amount_per_hour: -1", "load.amount_per_hour"),
+        ("name: tiny", "name: Tiny Run", "name"),
+        ("customers: 3", "customers: 3\n    gate: {trigger: dry}", "venues.0.gate"),
     ],
 )
-def test_errors_name_the_field(tmp_path, text, names):
+def test_errors_name_the_field(old, new, named):
     with pytest.raises(ScenarioError) as bad:
-        scenario.load(write(tmp_path, text))
-    assert names in str(bad.value)
+        scenario.parse(GOOD.replace(old, new))
+    assert named in str(bad.value)
+
+
+def test_duplicate_venues_are_refused():
+    venue = GOOD[GOOD.index("  - id") : GOOD.index("load:")]
+    with pytest.raises(ScenarioError, match="unique"):
+        scenario.parse(GOOD.replace("load:", venue + "load:"))
 
 
 def test_unknown_scenario_name_lists_the_shipped_ones():
-    with pytest.raises(ScenarioError, match="slice"):
+    with pytest.raises(ScenarioError, match="policies-48h"):
         scenario.load("no-such-scenario")
