@@ -12,16 +12,15 @@ from pathlib import Path
 import pytest
 
 from bankrun.runner.processes import group_alive, wait_until
+from bankrun.scenario import SCENARIO_DIR as SCENARIOS
 
 pytestmark = pytest.mark.e2e
 
-TINY = """
-name: tiny
-seed: 3
-venues:
-  - {id: safe-1, policy: full-reserve, customers: 4, balance_min: 1000, balance_max: 9000}
-workload: {withdrawals_per_customer: 2, overdraw_share: 0.3}
-"""
+ARITHMETIC = (
+    (SCENARIOS / "dry-arithmetic.yaml")
+    .read_text()
+    .replace("duration_hours: 16", "duration_hours: 11")
+)
 
 
 def bankrun(*args: str) -> list[str]:
@@ -32,44 +31,72 @@ def started_pids(run_dir: Path) -> dict[str, int]:
     return json.loads((run_dir / "pids.json").read_text())
 
 
-def test_run_writes_a_run_folder_and_leaves_nothing_running(tmp_path):
-    scenario = tmp_path / "tiny.yaml"
-    scenario.write_text(TINY)
+def test_run_on_the_stack_meets_the_arithmetic_and_prometheus_agrees(tmp_path):
+    """The acceptance run: 10 % of 1e9 liquid, 1e7 asked per hour, through Locust and Kafka."""
+    scenario = tmp_path / "arithmetic.yaml"
+    scenario.write_text(ARITHMETIC)
+    runs = tmp_path / "runs"
     done = subprocess.run(
-        bankrun("run", str(scenario), "--runs-dir", str(tmp_path / "runs")),
+        bankrun("run", str(scenario), "--runs-dir", str(runs)),
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=400,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    (run_dir,) = (tmp_path / "runs").iterdir()
+    (run_dir,) = runs.iterdir()
     summary = json.loads((run_dir / "summary.json").read_text())
-    venue = summary["venues"]["safe-1"]
-    assert summary["problems"] == []
-    assert venue["withdrawals"]["requested"] == 8
-    assert venue["withdrawals"]["paid"] + venue["withdrawals"]["rejected"] == 8
-    want = summary["expected_by_core"]["safe-1"]
-    assert venue["withdrawals"]["paid_amount"] == want["paid_amount"]
-    assert summary["prometheus"]["customer_liabilities"] == want["liabilities_end"]
-    events = [json.loads(line) for line in (run_dir / "events.jsonl").read_text().splitlines()]
-    assert len(events) == summary["events_exported"] > 0
-    paid = [e for e in events if e["value"].get("type") == "withdrawal.paid"]
-    assert len(paid) == venue["withdrawals"]["paid"]
+    assert summary["problems"] == [] and summary["mode"] == "run"
+    frac, full = summary["venues"]["frac-10"], summary["venues"]["full-1"]
+    assert frac["dry_at_hours"] == pytest.approx(10.0, rel=0.05)
+    assert full["withdrawals_paid"] == full["withdrawals_requested"] > 0
+    assert frac["withdrawals_requested"] == summary["planned_requests"] // 2
+
+    # Prometheus read bankrun_buffer_dry = 1 within one scrape interval (1 s) of the event
+    lags = summary["prometheus_buffer_dry"]
+    went_dry = {v for v, row in summary["venues"].items() if row["dry_at_hours"] is not None}
+    assert "frac-10" in went_dry
+    assert set(lags) == went_dry
+    for venue, lag in lags.items():
+        assert -0.05 <= lag["lag_s"] <= 1.0 + 0.1, (venue, lag)
+
+    verified = subprocess.run(bankrun("verify", str(run_dir)), capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout
     for name in (
         "scenario.yaml",
         "config.json",
         "prometheus.yml",
+        "plan.jsonl",
+        "events.jsonl",
+        "locust_stats.csv",
         "logs/custody.log",
-        "logs/gateway.log",
+        "logs/locust.log",
         "logs/broker.log",
     ):
         assert (run_dir / name).exists(), name
     assert [n for n, pid in started_pids(run_dir).items() if group_alive(pid)] == []
 
 
+def test_sim_writes_the_same_kind_of_run_folder(tmp_path):
+    scenario = tmp_path / "arithmetic.yaml"
+    scenario.write_text(ARITHMETIC)
+    done = subprocess.run(
+        bankrun("sim", str(scenario), "--runs-dir", str(tmp_path)),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = tmp_path.glob("*-sim-*")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["mode"] == "sim"
+    assert summary["venues"]["frac-10"]["dry_at_hours"] == 10.0
+    verified = subprocess.run(bankrun("verify", str(run_dir)), capture_output=True, text=True)
+    assert verified.returncode == 0, verified.stdout
+
+
 def test_an_invalid_scenario_names_the_field_and_starts_nothing(tmp_path):
     scenario = tmp_path / "bad.yaml"
-    scenario.write_text(TINY.replace("customers: 4", "customers: zero"))
+    scenario.write_text(ARITHMETIC.replace("liquid_ratio: 0.1", "liquid_ratio: 10"))
     done = subprocess.run(
         bankrun("run", str(scenario), "--runs-dir", str(tmp_path / "runs")),
         capture_output=True,
@@ -77,7 +104,7 @@ def test_an_invalid_scenario_names_the_field_and_starts_nothing(tmp_path):
         timeout=60,
     )
     assert done.returncode == 2
-    assert "venues.0.customers" in done.stdout
+    assert "venues.0" in done.stdout and "params.liquid_ratio" in done.stdout
     assert not (tmp_path / "runs").exists()
 
 
