@@ -30,8 +30,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP)
+bench: $(STAMP) prometheus
 	$(BIN)/bankrun bench broker
+	$(BIN)/bankrun bench ledger
+	$(BIN)/bankrun bench withdrawals
 
 schemas: $(STAMP)
 	$(BIN)/bankrun schemas

@@ -271,12 +271,40 @@ def bench_broker(
 
     _terminate_as_interrupt()
     figures = run_broker_bench(messages, size, samples, bootstrap, console)
-    table = Table("measure", "value", title="broker baseline (aiokafka, one partition)")
-    for key, value in figures.items():
-        table.add_row(key, f"{value:,.1f}" if isinstance(value, float) else str(value))
-    console.print(table)
+    _print_figures("broker baseline (aiokafka, one partition)", figures)
     if output:
         output.write_text(json.dumps(figures, indent=2))
+
+
+@bench_app.command("ledger")
+def bench_ledger(
+    postings: Annotated[int, typer.Option(help="postings to apply")] = 200_000,
+    withdrawals: Annotated[int, typer.Option(help="withdrawals through the sim bus")] = 5_000,
+) -> None:
+    """Postings per second in the pure ledger, and withdrawals per second in `sim`."""
+    from bankrun.bench.ledger import run_ledger_bench
+
+    _print_figures("ledger (pure core, in process)", run_ledger_bench(postings, withdrawals))
+
+
+@bench_app.command("withdrawals")
+def bench_withdrawals(
+    withdrawals: Annotated[int, typer.Option(help="withdrawals to send")] = 3_000,
+    concurrency: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 32,
+) -> None:
+    """End-to-end withdrawals per second through the stack, vs. the raw broker in the same run."""
+    from bankrun.bench.withdrawals import run_withdrawals_bench
+
+    _terminate_as_interrupt()
+    figures = run_withdrawals_bench(withdrawals, concurrency, console)
+    _print_figures("withdrawals through the embedded stack", figures)
+
+
+def _print_figures(title: str, figures: dict) -> None:
+    table = Table("measure", "value", title=title)
+    for key, value in figures.items():
+        table.add_row(key, f"{value:,.3f}" if isinstance(value, float) else str(value))
+    console.print(table)
 
 
 def main() -> None:  # pragma: no cover

@@ -148,6 +148,9 @@ class _WithdrawalStep(_AccountEvent):
     request_id: RequestId
     amount: MinorUnits
     requested_at: float = Field(ge=0, description="scenario seconds when the customer asked")
+    requested_wall: float | None = Field(
+        None, description="wall clock (epoch seconds) when the gateway took the request; ops only"
+    )
 
 
 class FundsReserved(_WithdrawalStep):

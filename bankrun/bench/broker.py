@@ -31,7 +31,7 @@ def run_broker_bench(
         if bootstrap is None:
             broker, bootstrap = embedded_broker(Path(tmp))
         try:
-            figures = asyncio.run(_measure(bootstrap, messages, size, samples, console))
+            figures = asyncio.run(measure_broker(bootstrap, messages, size, samples, console))
         finally:
             if broker is not None:
                 broker.stop()
@@ -48,7 +48,7 @@ async def _topic(bootstrap: str, name: str) -> None:
         await admin.close()
 
 
-async def _measure(
+async def measure_broker(
     bootstrap: str, messages: int, size: int, samples: int, console: Console
 ) -> dict[str, Any]:
     topic = f"bench-{os.getpid()}-{time.monotonic_ns()}"

@@ -12,7 +12,7 @@ nothing; a transition that contradicts the current state raises `InvalidTransiti
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
@@ -51,6 +51,7 @@ class Withdrawal:
     reason: str | None = None
     requested_at: float = 0.0  # scenario seconds
     finished_at: float | None = None
+    requested_wall: float | None = None  # ops only: wall latency for metrics, never decisions
 
     def to(self, status: Status, at: float, reason: str | None = None) -> Withdrawal | None:
         """The withdrawal after moving to `status`, or None when it is already there."""
@@ -71,7 +72,18 @@ class Withdrawal:
         return None if self.finished_at is None else self.finished_at - self.requested_at
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {
+            "request_id": self.request_id,
+            "venue": self.venue,
+            "account": self.account,
+            "asset": self.asset,
+            "amount": self.amount,
+            "status": self.status.value,
+            "reason": self.reason,
+            "requested_at": self.requested_at,
+            "finished_at": self.finished_at,
+            "requested_wall": self.requested_wall,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Withdrawal:

@@ -106,29 +106,28 @@ def run(
     stack = Stack(run_dir, run_id, bootstrap=bootstrap, speed=speed, progress=progress)
     with stack:
         assert stack.bootstrap is not None
-        t0 = time.time() + LEAD_SECONDS
-        stack.started_at = t0
-        (run_dir / "config.json").write_text(
-            json.dumps(
-                {
-                    "run_id": run_id,
-                    "speed": speed,
-                    "started_at": t0,
-                    "urls": stack.urls,
-                    "embedded_broker": bootstrap is None,
-                    "locust_users": users,
-                },
-                indent=2,
-            )
-        )
         progress(
             f"genesis: {len(scenario.venues)} venues, "
             f"{sum(v.customers for v in scenario.venues)} customers"
         )
-        asyncio.run(kafka.publish(stack.bootstrap, workload.genesis(scenario, t0, speed)))
+        before_zero = [
+            e
+            for e in workload.genesis(scenario, 0.0, speed)
+            if not isinstance(e, ev.ScenarioStarted)
+        ]
+        asyncio.run(kafka.publish(stack.bootstrap, before_zero))
         gateway = httpx.Client(base_url=stack.gateway_url, timeout=10)
         try:
-            _wait_for_venues(gateway, scenario)
+            _wait_for_accounts(gateway, scenario, step)
+            t0 = time.time() + LEAD_SECONDS  # scenario time zero, once every customer exists
+            stack.started_at = t0
+            zero = [
+                e
+                for e in workload.genesis(scenario, t0, speed)
+                if isinstance(e, ev.ScenarioStarted)
+            ]
+            asyncio.run(kafka.publish(stack.bootstrap, zero))
+            _record_config(run_dir, run_id, speed, t0, stack, bootstrap, users)
             locust = _start_locust(
                 stack, run_dir, plan_path, t0, speed, users, scenario.duration_hours * 3600 / speed
             )
@@ -137,7 +136,12 @@ def run(
                 f"{scenario.duration_hours} h at speed {speed:g}"
             )
             asyncio.run(_clock(stack.bootstrap, scenario, t0, speed, locust, step))
-            _wait_for_answers(gateway, scenario, len(plan), step)
+            accepted = _wait_for_answers(gateway, scenario, step)
+            if accepted != len(plan):
+                problems.append(
+                    f"the gateway accepted {accepted} of {len(plan)} planned "
+                    f"withdrawals; see locust_failures.csv"
+                )
         finally:
             gateway.close()
         stack.stop_services()
@@ -157,14 +161,45 @@ def run(
     return _finish(run_id, run_dir, meta, problems)
 
 
-def _wait_for_venues(gateway: httpx.Client, scenario: Scenario) -> None:
-    want = {v.id for v in scenario.venues}
+def _wait_for_accounts(gateway: httpx.Client, scenario: Scenario, step: Step) -> None:
+    """Every funded customer is known at the gateway before scenario time zero."""
+    want = {v.id: v.customers for v in scenario.venues}
+    total = sum(want.values())
 
     def known() -> bool:
         reply = gateway.get("/venues")
-        return reply.status_code == 200 and want <= {v["venue"] for v in reply.json()["venues"]}
+        if reply.status_code != 200:
+            return False
+        have = {v["venue"]: v["accounts"] for v in reply.json()["venues"]}
+        done = sum(min(have.get(v, 0), n) for v, n in want.items())
+        step("customers onboarded", done, total)
+        return done >= total
 
-    wait_until(known, 60, "venues at the gateway")
+    wait_until(known, 300, "every funded customer at the gateway", interval=0.2)
+
+
+def _record_config(
+    run_dir: Path,
+    run_id: str,
+    speed: float,
+    t0: float,
+    stack: Stack,
+    bootstrap: str | None,
+    users: int,
+) -> None:
+    (run_dir / "config.json").write_text(
+        json.dumps(
+            {
+                "run_id": run_id,
+                "speed": speed,
+                "started_at": t0,
+                "urls": stack.urls,
+                "embedded_broker": bootstrap is None,
+                "locust_users": users,
+            },
+            indent=2,
+        )
+    )
 
 
 def _start_locust(
@@ -234,18 +269,23 @@ async def _clock(
         raise RuntimeError(f"Locust did not finish; see {locust.log_path}")
 
 
-def _wait_for_answers(gateway: httpx.Client, scenario: Scenario, planned: int, step: Step) -> None:
-    """Every planned request has an answer (paid, queued or rejected) at the gateway."""
+def _wait_for_answers(gateway: httpx.Client, scenario: Scenario, step: Step) -> int:
+    """Wait until every withdrawal the gateway accepted has an answer (paid, queued or
+    rejected); returns how many it accepted."""
+    seen = {"accepted": 0}
 
     def answered() -> bool:
-        done = 0
+        waiting = accepted = 0
         for venue in scenario.venues:
             counts = gateway.get(f"/venues/{venue.id}/withdrawals").json()["counts"]
-            done += sum(n for status, n in counts.items() if status != "requested")
-        step("answers", done, planned)
-        return done >= planned
+            waiting += counts.get("requested", 0)
+            accepted += sum(counts.values())
+        seen["accepted"] = accepted
+        step("answers", accepted - waiting, accepted)
+        return waiting == 0
 
-    wait_until(answered, 120, "an answer to every planned withdrawal", interval=0.25)
+    wait_until(answered, 120, "an answer to every accepted withdrawal", interval=0.25)
+    return seen["accepted"]
 
 
 def prometheus_dry_lags(stack: Stack, log: list[ev.Event]) -> dict[str, dict[str, float]]:

@@ -90,6 +90,18 @@ class View:
         self.effects.sets[key] = value
 
 
+Dispatch = dict[type, Callable[[Any, View, Effects], None]]
+
+
+def dispatch(handlers: Dispatch, event: Event, lookup: Callable[[str], Any]) -> Effects:
+    """Run the handler for `event`'s type against the stored state; unknown types do nothing."""
+    effects = Effects()
+    handler = handlers.get(type(event))
+    if handler is not None:
+        handler(event, effects.over(lookup), effects)
+    return effects
+
+
 class Journal:
     """State as `key -> [value, writer_event_id]`, plus a record per input event."""
 

@@ -62,6 +62,12 @@ WITHDRAWAL_LATENCY = Histogram(
     V,
     buckets=(1, 60, 900, 3600, 4 * 3600, 12 * 3600, 24 * 3600, 48 * 3600, 72 * 3600, 168 * 3600),
 )
+WITHDRAWAL_WALL_LATENCY = Histogram(
+    "bankrun_withdrawal_latency_wall_seconds",
+    "Wall seconds from the gateway taking a withdrawal to its payment (system latency)",
+    V,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)
 QUEUE_DEPTH = Gauge("bankrun_withdrawal_queue_depth", "Withdrawals waiting for liquidity", V)
 QUEUE_OLDEST = Gauge(
     "bankrun_withdrawal_queue_oldest_hours", "Scenario hours the oldest queued request waited", V
@@ -107,6 +113,9 @@ def export_outcome(event: ev.Event, policy: str) -> None:
             WITHDRAWALS.labels(event.venue, policy, "paid", "none").inc()
             WITHDRAWN.labels(event.venue, policy, event.asset, "paid").inc(event.amount)
             WITHDRAWAL_LATENCY.labels(event.venue, policy).observe(event.latency_s)
+            if event.requested_wall is not None:
+                wall = event.occurred_at.timestamp() - event.requested_wall
+                WITHDRAWAL_WALL_LATENCY.labels(event.venue, policy).observe(max(0.0, wall))
         case ev.WithdrawalQueued():
             WITHDRAWALS.labels(event.venue, policy, "queued", "insufficient_liquidity").inc()
         case ev.WithdrawalRejected():

@@ -14,7 +14,7 @@ from bankrun import events as ev
 from bankrun.domain import ledger
 from bankrun.domain.ledger import LedgerError, Posting, Totals
 from bankrun.domain.policies import Move, ReservePolicy, Sheet, make_policy
-from services.common.journal import Effects, View
+from services.common.journal import Dispatch, Effects, View, dispatch
 
 Lookup = Callable[[str], Any]
 HOUR = 3600.0
@@ -42,13 +42,7 @@ def dry_key(venue: str) -> str:
 
 
 def handle(event: ev.Event, lookup: Lookup) -> Effects:
-    """What custody does about `event`."""
-    effects = Effects()
-    state = effects.over(lookup)
-    handler = _HANDLERS.get(type(event))
-    if handler is not None:
-        handler(event, state, effects)
-    return effects
+    return dispatch(_HANDLERS, event, lookup)
 
 
 def _venue_opened(event: ev.VenueOpened, state: View, effects: Effects) -> None:
@@ -151,6 +145,7 @@ def _deposit_made(event: ev.DepositMade, state: View, effects: Effects) -> None:
 
 def _withdrawal_requested(event: ev.WithdrawalRequested, state: View, effects: Effects) -> None:
     step = _step(event, requested_at=event.scenario_time)
+    step["requested_wall"] = event.occurred_at.timestamp()
     try:
         posting = ledger.reserve(state, event.venue, event.account, event.asset, event.amount)
     except LedgerError as refused:
@@ -163,6 +158,7 @@ def _withdrawal_requested(event: ev.WithdrawalRequested, state: View, effects: E
 
 def _payout_requested(event: ev.PayoutRequested, state: View, effects: Effects) -> None:
     step = _step(event, requested_at=event.requested_at)
+    step["requested_wall"] = event.requested_wall
     try:
         posting = ledger.pay_out(state, event.venue, event.asset, event.amount)
     except ledger.InsufficientLiquidity as dry:
@@ -188,7 +184,7 @@ def _release_requested(event: ev.ReleaseRequested, state: View, effects: Effects
     effects.emit(_snapshot(event, state))
 
 
-_HANDLERS: dict[type, Callable[[Any, View, Effects], None]] = {
+_HANDLERS: Dispatch = {
     ev.VenueOpened: _venue_opened,
     ev.AccountFunded: _account_funded,
     ev.ScenarioStarted: _scenario_started,

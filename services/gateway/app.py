@@ -267,6 +267,7 @@ async def venues() -> dict[str, Any]:
                 "policy": p,
                 "status": "halted" if v in model.halted else "open",
                 "scenario_time": _now(v),
+                "accounts": model.accounts.get(v, 0),
             }
             for v, p in sorted(model.venues.items())
         ]

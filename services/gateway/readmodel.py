@@ -17,6 +17,7 @@ class ReadModel:
     venues: dict[str, str] = field(default_factory=dict)  # venue -> policy
     clocks: dict[str, ScenarioClock] = field(default_factory=dict)
     halted: dict[str, float] = field(default_factory=dict)  # venue -> scenario time
+    accounts: dict[str, int] = field(default_factory=dict)  # venue -> accounts known
     balances: dict[tuple[str, str, str], int] = field(default_factory=dict)
     withdrawals: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     applied: int = 0
@@ -34,7 +35,10 @@ class ReadModel:
                     event, "queued", None, None
                 )
             case ev.BalanceSnapshot():
-                self.balances[(event.venue, event.account, event.asset)] = event.available
+                key = (event.venue, event.account, event.asset)
+                if key not in self.balances:
+                    self.accounts[event.venue] = self.accounts.get(event.venue, 0) + 1
+                self.balances[key] = event.available
             case ev.WithdrawalPaid():
                 key = (event.venue, event.request_id)
                 self.withdrawals[key] = self._status(event, "paid", None, event.scenario_time)

@@ -15,7 +15,7 @@ from typing import Any
 from bankrun import events as ev
 from bankrun.domain.policies import Gate
 from bankrun.domain.withdrawal import Status, Withdrawal
-from services.common.journal import Effects, View
+from services.common.journal import Dispatch, Effects, View, dispatch
 
 Lookup = Callable[[str], Any]
 DAY = 86_400.0
@@ -39,12 +39,7 @@ def halted_key(venue: str) -> str:
 
 
 def handle(event: ev.Event, lookup: Lookup) -> Effects:
-    effects = Effects()
-    state = effects.over(lookup)
-    handler = _HANDLERS.get(type(event))
-    if handler is not None:
-        handler(event, state, effects)
-    return effects
+    return dispatch(_HANDLERS, event, lookup)
 
 
 class Saga:
@@ -75,6 +70,7 @@ class Saga:
         if stored:
             return Withdrawal.from_dict(stored)
         return Withdrawal(
+            requested_wall=step.requested_wall,
             request_id=step.request_id,
             venue=step.venue,
             account=step.account,
@@ -96,6 +92,7 @@ class Saga:
             "request_id": w.request_id,
             "amount": w.amount,
             "requested_at": w.requested_at,
+            "requested_wall": w.requested_wall,
         }
 
     def reject(self, w: Withdrawal, reason: str, release: bool) -> None:
@@ -259,7 +256,7 @@ def _payout_failed(event: ev.PayoutFailed, state: View, effects: Effects) -> Non
         saga.enqueue(w)
 
 
-_HANDLERS: dict[type, Callable[[Any, View, Effects], None]] = {
+_HANDLERS: Dispatch = {
     ev.VenueOpened: _venue_opened,
     ev.BufferDry: _buffer_dry,
     ev.ReserveSnapshot: _reserve_snapshot,
