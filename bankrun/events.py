@@ -141,6 +141,13 @@ class WithdrawalRequested(_AccountEvent):
     amount: MinorUnits
 
 
+class WithdrawalCancelRequested(_AccountEvent):
+    """The customer takes back a withdrawal still waiting in the queue."""
+
+    type: Literal["withdrawal.cancel_requested"] = "withdrawal.cancel_requested"
+    request_id: RequestId
+
+
 # --- custody (owns the ledger) ---------------------------------------------------------
 
 
@@ -256,6 +263,10 @@ class WithdrawalQueued(_WithdrawalStep):
     position: int = Field(ge=0)
 
 
+class WithdrawalCancelled(_WithdrawalStep):
+    type: Literal["withdrawal.cancelled"] = "withdrawal.cancelled"
+
+
 class VenueHalted(Event):
     type: Literal["venue.halted"] = "venue.halted"
     reason: Reason
@@ -291,6 +302,7 @@ AnyEvent = Annotated[
     | AccountOpened
     | DepositMade
     | WithdrawalRequested
+    | WithdrawalCancelRequested
     | FundsReserved
     | FundsRejected
     | PayoutSettled
@@ -305,6 +317,7 @@ AnyEvent = Annotated[
     | ReleaseRequested
     | WithdrawalPaid
     | WithdrawalQueued
+    | WithdrawalCancelled
     | VenueHalted
     | WithdrawalRejected
     | DeadLetter,

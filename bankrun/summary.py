@@ -30,6 +30,7 @@ class VenueTally:
     amount_paid: int = 0
     rejected: dict[str, str] = field(default_factory=dict)  # request id -> reason
     ever_queued: set[str] = field(default_factory=set)
+    cancelled: set[str] = field(default_factory=set)
     latencies: list[float] = field(default_factory=list)
     dry_at: float | None = None
     halted_at: float | None = None
@@ -37,7 +38,7 @@ class VenueTally:
     fire_sale_losses: int = 0
 
     def row(self, venue: str) -> dict[str, Any]:
-        finished = self.paid | set(self.rejected)
+        finished = self.paid | set(self.rejected) | self.cancelled
         waiting = self.ever_queued - finished
         reasons: dict[str, int] = {}
         for reason in self.rejected.values():
@@ -52,6 +53,7 @@ class VenueTally:
             "withdrawals_paid": len(self.paid),
             "withdrawals_queued": len(waiting),
             "withdrawals_rejected": len(self.rejected),
+            "withdrawals_cancelled": len(self.cancelled),
             "withdrawals_ever_queued": len(self.ever_queued),
             "rejected_by_reason": dict(sorted(reasons.items())),
             "amount_requested": self.amount_requested,
@@ -114,6 +116,8 @@ def summarize(events: Iterable[ev.Event], meta: dict[str, Any]) -> dict[str, Any
                 t.rejected[event.request_id] = event.reason
             case ev.WithdrawalQueued():
                 t.ever_queued.add(event.request_id)
+            case ev.WithdrawalCancelled():
+                t.cancelled.add(event.request_id)
             case ev.BufferDry():
                 t.dry_at = event.scenario_time
             case ev.VenueHalted():

@@ -67,9 +67,14 @@ CONTROL = Topic(
 CUSTOMER_REQUESTS = Topic(
     "bankrun.customer-requests",
     writer="gateway",
-    readers=("custody",),
+    readers=("custody", "withdrawal"),
     key="venue",
-    event_types=(ev.AccountOpened, ev.DepositMade, ev.WithdrawalRequested),
+    event_types=(
+        ev.AccountOpened,
+        ev.DepositMade,
+        ev.WithdrawalRequested,
+        ev.WithdrawalCancelRequested,
+    ),
     description="What customers asked for, in the order the gateway accepted it.",
 )
 CUSTODY_EVENTS = Topic(
@@ -103,8 +108,14 @@ WITHDRAWAL_EVENTS = Topic(
     writer="withdrawal",
     readers=("gateway",),
     key="venue",
-    event_types=(ev.WithdrawalPaid, ev.WithdrawalQueued, ev.WithdrawalRejected, ev.VenueHalted),
-    description="Withdrawal outcomes (paid, queued, rejected with reason) and venue halts.",
+    event_types=(
+        ev.WithdrawalPaid,
+        ev.WithdrawalQueued,
+        ev.WithdrawalRejected,
+        ev.WithdrawalCancelled,
+        ev.VenueHalted,
+    ),
+    description="Withdrawal outcomes (paid, queued, rejected with reason, cancelled), halts.",
 )
 BALANCES = Topic(
     "bankrun.balances",

@@ -2,7 +2,8 @@ r"""The withdrawal saga as a state machine, idempotent by request id.
 
 requested -> reserved -> paid
     |            |-> queued -> paid        (waited, first in first out, for liquidity)
-    |            |          \-> rejected  (released back to the customer)
+    |            |          |-> rejected  (released back to the customer)
+    |            |          \-> cancelled (by the customer, while it waits)
     |            \-> rejected
     \-> rejected (insufficient balance, unknown account)
 
@@ -23,16 +24,18 @@ class Status(StrEnum):
     QUEUED = "queued"
     PAID = "paid"
     REJECTED = "rejected"
+    CANCELLED = "cancelled"
 
 
-FINAL = frozenset({Status.PAID, Status.REJECTED})
+FINAL = frozenset({Status.PAID, Status.REJECTED, Status.CANCELLED})
 
 _ALLOWED: dict[Status, frozenset[Status]] = {
     Status.REQUESTED: frozenset({Status.RESERVED, Status.REJECTED}),
     Status.RESERVED: frozenset({Status.PAID, Status.QUEUED, Status.REJECTED}),
-    Status.QUEUED: frozenset({Status.PAID, Status.REJECTED}),
+    Status.QUEUED: frozenset({Status.PAID, Status.REJECTED, Status.CANCELLED}),
     Status.PAID: frozenset(),
     Status.REJECTED: frozenset(),
+    Status.CANCELLED: frozenset(),
 }
 
 

@@ -121,6 +121,9 @@ def export_outcome(event: ev.Event, policy: str) -> None:
         case ev.WithdrawalRejected():
             WITHDRAWALS.labels(event.venue, policy, "rejected", event.reason).inc()
             WITHDRAWN.labels(event.venue, policy, event.asset, "rejected").inc(event.amount)
+        case ev.WithdrawalCancelled():
+            WITHDRAWALS.labels(event.venue, policy, "cancelled", "customer").inc()
+            WITHDRAWN.labels(event.venue, policy, event.asset, "cancelled").inc(event.amount)
         case ev.VenueHalted():
             HALTED.labels(event.venue, policy).set(1)
             HALTED_AT.labels(event.venue, policy).set(event.scenario_time / 3600)

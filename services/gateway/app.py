@@ -229,6 +229,27 @@ async def withdraw(
     return JSONResponse(model.accepted(event), status_code=202)
 
 
+@app.post("/withdrawals/{venue}/{request_id}/cancel", status_code=202)
+async def cancel_withdrawal(venue: str, request_id: str) -> dict[str, Any]:
+    """Take back a withdrawal still waiting in the venue's queue (409 otherwise)."""
+    _venue(venue)
+    known = model.withdrawals.get((venue, request_id))
+    if known is None:
+        raise HTTPException(404, f"unknown withdrawal {request_id!r} at venue {venue!r}")
+    if known["status"] != "queued":
+        raise HTTPException(409, f"withdrawal {request_id!r} is {known['status']}, not queued")
+    event = ev.WithdrawalCancelRequested(
+        event_id=_idempotent_id("cancel", venue, request_id),
+        venue=venue,
+        scenario_time=_now(venue),
+        account=known["account"],
+        asset=known["asset"],
+        request_id=request_id,
+    )
+    await _publish(event)
+    return {**known, "cancel": "accepted"}
+
+
 @app.get("/withdrawals/{venue}/{request_id}")
 async def withdrawal_status(venue: str, request_id: str) -> dict[str, Any]:
     _venue(venue)

@@ -42,6 +42,9 @@ class ReadModel:
             case ev.WithdrawalPaid():
                 key = (event.venue, event.request_id)
                 self.withdrawals[key] = self._status(event, "paid", None, event.scenario_time)
+            case ev.WithdrawalCancelled():
+                key = (event.venue, event.request_id)
+                self.withdrawals[key] = self._status(event, "cancelled", None, event.scenario_time)
             case ev.WithdrawalRejected():
                 key = (event.venue, event.request_id)
                 self.withdrawals[key] = self._status(

@@ -43,7 +43,7 @@ run_service(
     app,
     SERVICE,
     settings,
-    inputs=(topics.CONTROL, topics.CUSTODY_EVENTS),
+    inputs=(topics.CONTROL, topics.CUSTOMER_REQUESTS, topics.CUSTODY_EVENTS),
     handle=handlers.handle,
     after_commit=export_metrics,
 )

@@ -256,6 +256,22 @@ def _payout_failed(event: ev.PayoutFailed, state: View, effects: Effects) -> Non
         saga.enqueue(w)
 
 
+def _cancel_requested(event: ev.WithdrawalCancelRequested, state: View, effects: Effects) -> None:
+    """Only a request still waiting in the queue, with no payout in flight, can be taken back."""
+    saga = Saga(event, state, effects)
+    stored = state.get(withdrawal_key(event.request_id))
+    if not stored or state.get(f"inflight/{event.request_id}"):
+        return
+    w = Withdrawal.from_dict(stored)
+    if w.status is not Status.QUEUED or saga.move(w, Status.CANCELLED) is None:
+        return
+    saga.bump(queue_key(event.venue, "depth"), -1)
+    effects.emit(
+        event.caused(ev.ReleaseRequested, reason="cancelled", **saga.fields(w)),
+        event.caused(ev.WithdrawalCancelled, **saga.fields(w)),
+    )
+
+
 _HANDLERS: Dispatch = {
     ev.VenueOpened: _venue_opened,
     ev.BufferDry: _buffer_dry,
@@ -264,4 +280,5 @@ _HANDLERS: Dispatch = {
     ev.FundsRejected: _funds_rejected,
     ev.PayoutSettled: _payout_settled,
     ev.PayoutFailed: _payout_failed,
+    ev.WithdrawalCancelRequested: _cancel_requested,
 }

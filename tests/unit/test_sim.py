@@ -4,6 +4,7 @@ import uuid
 
 import pytest
 
+from bankrun import events as ev
 from bankrun import scenario, sim, summary, workload
 
 ARITHMETIC = scenario.load("dry-arithmetic")
@@ -73,3 +74,83 @@ def test_sim_is_deterministic():
     b = summary.summarize(sim.simulate(ARITHMETIC).log, {})
     assert a == b
     assert len(workload.requests(ARITHMETIC)) == a["venues"]["frac-10"]["withdrawals_requested"] * 2
+
+
+class TestQueueAndCancel:
+    """A fractional venue with 10 % liquid: the second big ask waits; its owner takes it back."""
+
+    def venue(self) -> sim.InProcessBus:
+        bus = sim.InProcessBus()
+        v = "thin-1"
+        bus.publish(
+            ev.VenueOpened(
+                venue=v,
+                scenario_time=0,
+                policy="fractional",
+                params={"liquid_ratio": 0.1, "cold_delay_hours": 1000},
+            )
+        )
+        for who in ("whale-1", "minnow-1"):
+            bus.publish(
+                ev.AccountFunded(venue=v, scenario_time=0, account=who, asset="USD", amount=1_000)
+            )
+        bus.publish(
+            ev.ScenarioStarted(venue=v, scenario_time=0, started_at=0, speed=1, duration_hours=1)
+        )
+        return bus
+
+    def ask(self, bus, who, rid, amount, at=60.0):
+        bus.publish(
+            ev.WithdrawalRequested(
+                venue="thin-1",
+                scenario_time=at,
+                account=who,
+                asset="USD",
+                request_id=rid,
+                amount=amount,
+            )
+        )
+
+    def outcomes(self, bus, rid):
+        """Saga outcomes for `rid`, redelivered copies dropped."""
+        kinds = (
+            ev.WithdrawalPaid,
+            ev.WithdrawalQueued,
+            ev.WithdrawalCancelled,
+            ev.WithdrawalRejected,
+        )
+        return [
+            type(e).__name__
+            for e in summary.unique(bus.log)
+            if isinstance(e, kinds) and e.request_id == rid
+        ]
+
+    def test_a_queued_withdrawal_can_be_cancelled_and_its_money_comes_back(self):
+        bus = self.venue()
+        self.ask(bus, "whale-1", "w-1", 150)
+        self.ask(bus, "minnow-1", "m-1", 100)
+        assert self.outcomes(bus, "w-1") == ["WithdrawalPaid"]
+        assert self.outcomes(bus, "m-1") == ["WithdrawalQueued"]
+        cancel = ev.WithdrawalCancelRequested(
+            venue="thin-1", scenario_time=90, account="minnow-1", asset="USD", request_id="m-1"
+        )
+        bus.publish(cancel)
+        bus.publish(cancel)  # twice: changes nothing more
+        assert self.outcomes(bus, "m-1") == ["WithdrawalQueued", "WithdrawalCancelled"]
+        last = [
+            e for e in bus.log if isinstance(e, ev.BalanceSnapshot) and e.account == "minnow-1"
+        ][-1]
+        assert last.available == 1_000
+        assert summary.check(bus.log) == []
+        row = summary.summarize(bus.log, {})["venues"]["thin-1"]
+        assert (row["withdrawals_cancelled"], row["withdrawals_queued"]) == (1, 0)
+
+    def test_a_paid_withdrawal_cannot_be_cancelled(self):
+        bus = self.venue()
+        self.ask(bus, "whale-1", "w-1", 150)
+        bus.publish(
+            ev.WithdrawalCancelRequested(
+                venue="thin-1", scenario_time=90, account="whale-1", asset="USD", request_id="w-1"
+            )
+        )
+        assert self.outcomes(bus, "w-1") == ["WithdrawalPaid"]
