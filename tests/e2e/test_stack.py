@@ -188,6 +188,10 @@ class TestBadRequests:
         reply = api.post("/withdrawals", json={**body, "amount": 2, "request_id": "k-1"})
         assert reply.status_code == 409
 
+    def test_only_a_queued_withdrawal_can_be_cancelled(self, api):
+        assert api.post(f"/withdrawals/{VENUE}/whale-1-first/cancel").status_code == 409
+        assert api.post(f"/withdrawals/{VENUE}/no-such-request/cancel").status_code == 404
+
     def test_opening_an_existing_account_is_409(self, api):
         reply = api.post("/accounts", json={"venue": VENUE, "account": "minnow-1"})
         assert reply.status_code == 409
