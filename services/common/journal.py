@@ -128,16 +128,17 @@ class Journal:
             return Effects.from_record(record), False
         if record is None:
             effects = decide()
-            self.records[event_id] = effects.to_record(done=False)
+            record = effects.to_record(done=False)
+            self.records[event_id] = record
         else:
             effects = Effects.from_record(record)
         for key, value in effects.sets.items():
             if self._writer(key) != event_id:
                 self.state[key] = [value, event_id]
-        for key, amount in effects.increments.items():
-            if self._writer(key) != event_id:
+        for key, amount in effects.increments.items():  # a zero change to a known key: no write
+            if (amount or key not in self.state) and self._writer(key) != event_id:
                 self.state[key] = [self.get(key, 0) + amount, event_id]
-        self.records[event_id] = effects.to_record(done=True)
+        self.records[event_id] = {**record, "done": True}
         return effects, True
 
     def _writer(self, key: str) -> str | None:

@@ -30,7 +30,7 @@ def export_metrics(event: ev.Event, effects: Effects, journal: Journal) -> None:
     for out in effects.outputs:
         if out.topic != topics.CUSTODY_EVENTS.name:
             continue
-        produced = ev.decode(out.value)
+        produced = out.event or ev.decode(out.value)
         if isinstance(produced, ev.ReserveSnapshot):
             metrics.BUFFER_DRY.labels(event.venue, policy).set(int(produced.dry))
             if produced.lcr is not None:

@@ -19,7 +19,7 @@ def export_metrics(event: ev.Event, effects: Effects, journal: Journal) -> None:
     policy = (journal.get(handlers.venue_key(event.venue)) or {}).get("policy", "unknown")
     for out in effects.outputs:
         if out.topic == topics.WITHDRAWAL_EVENTS.name:
-            metrics.export_outcome(ev.decode(out.value), policy)
+            metrics.export_outcome(out.event or ev.decode(out.value), policy)
     depth = journal.get(handlers.queue_key(event.venue, "depth"), 0)
     metrics.QUEUE_DEPTH.labels(event.venue, policy).set(depth)
     metrics.QUEUE_OLDEST.labels(event.venue, policy).set(
