@@ -287,6 +287,16 @@ def bench_ledger(
     _print_figures("ledger (pure core, in process)", run_ledger_bench(postings, withdrawals))
 
 
+@bench_app.command("matching")
+def bench_matching(
+    orders: Annotated[int, typer.Option(help="orders in the timed mix")] = 200_000,
+) -> None:
+    """Orders per second of the pure order book at 10^5 and 10^6 resting orders."""
+    from bankrun.bench.matching import run_matching_bench
+
+    _print_figures("order book (pure core, one core)", run_matching_bench(orders=orders))
+
+
 @bench_app.command("withdrawals")
 def bench_withdrawals(
     withdrawals: Annotated[int, typer.Option(help="withdrawals to send")] = 3_000,
