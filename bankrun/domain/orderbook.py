@@ -32,12 +32,17 @@ class Side(StrEnum):
 @dataclass(frozen=True)
 class MarketConfig:
     symbol: str
-    tick_size: int  # quote minor units per price step
+    tick_size: int  # quote minor units per price step (prices: quote minor per whole base)
     lot_size: int  # base minor units per quantity step
+    base_unit: int = 1  # base minor units in one whole unit (10**8 for BTC)
 
     def __post_init__(self) -> None:
-        if self.tick_size <= 0 or self.lot_size <= 0:
-            raise ValueError("tick_size and lot_size must be positive")
+        if self.tick_size <= 0 or self.lot_size <= 0 or self.base_unit <= 0:
+            raise ValueError("tick_size, lot_size and base_unit must be positive")
+
+    def notional(self, price: int, quantity: int) -> int:
+        """Quote minor units paid for `quantity` base minor units at `price` (rounded down)."""
+        return price * quantity // self.base_unit
 
 
 class Accepted(NamedTuple):
