@@ -301,12 +301,13 @@ def bench_matching(
 def bench_withdrawals(
     withdrawals: Annotated[int, typer.Option(help="withdrawals to send")] = 3_000,
     concurrency: Annotated[int, typer.Option(help="concurrent HTTP clients")] = 32,
+    venues: Annotated[int, typer.Option(help="venues (spread over partitions)")] = 4,
 ) -> None:
     """End-to-end withdrawals per second through the stack, vs. the raw broker in the same run."""
     from bankrun.bench.withdrawals import run_withdrawals_bench
 
     _terminate_as_interrupt()
-    figures = run_withdrawals_bench(withdrawals, concurrency, console)
+    figures = run_withdrawals_bench(withdrawals, concurrency, venues, console)
     _print_figures("withdrawals through the embedded stack", figures)
 
 

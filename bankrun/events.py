@@ -334,3 +334,8 @@ _ADAPTER: TypeAdapter[Event] = TypeAdapter(AnyEvent)
 def decode(raw: bytes | str) -> Event:
     """Parse one event; raises pydantic.ValidationError naming what is wrong."""
     return _ADAPTER.validate_json(raw)
+
+
+def from_dict(data: Any) -> Event:
+    """Validate an already-parsed JSON object as an event."""
+    return _ADAPTER.validate_python(data)

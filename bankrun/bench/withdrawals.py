@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from aiokafka.partitioner import murmur2
 from rich.console import Console
 from rich.progress import Progress
 
@@ -21,41 +22,63 @@ from bankrun.bench.broker import measure_broker
 from bankrun.runner import kafka
 from bankrun.runner.processes import wait_until
 from bankrun.runner.stack import Stack
-from bankrun.topics import WITHDRAWAL_EVENTS
-
-VENUE = "bench"
+from bankrun.topics import PARTITIONS, WITHDRAWAL_EVENTS
 
 
-def run_withdrawals_bench(withdrawals: int, concurrency: int, console: Console) -> dict[str, Any]:
+def spread_venues(n: int, partitions: int = PARTITIONS) -> list[str]:
+    """`n` venue ids whose keys land on different partitions (as far as there are any)."""
+    names: list[str] = []
+    used: set[int] = set()
+    k = 0
+    while len(names) < n:
+        name = f"bench-{k}"
+        part = (murmur2(name.encode()) & 0x7FFFFFFF) % partitions
+        if part not in used or len(used) == partitions:
+            names.append(name)
+            used.add(part)
+        k += 1
+    return names
+
+
+def run_withdrawals_bench(
+    withdrawals: int, concurrency: int, venues: int, console: Console
+) -> dict[str, Any]:
+    names = spread_venues(venues)
+    customers = 200
     with tempfile.TemporaryDirectory(prefix="bankrun-bench-") as tmp:
         stack = Stack(Path(tmp), "bench", prometheus=False, progress=console.log)
         with stack:
             assert stack.bootstrap is not None
             baseline = asyncio.run(measure_broker(stack.bootstrap, 50_000, 200, 300, console))
-            customers = 200
-            genesis: list[ev.Event] = [
-                ev.VenueOpened(
-                    venue=VENUE,
-                    scenario_time=0,
-                    policy="full-reserve",
-                    params={"hot_ratio": 1.0, "warm_ratio": 0.0},
+            genesis: list[ev.Event] = []
+            for venue in names:
+                genesis.append(
+                    ev.VenueOpened(
+                        venue=venue,
+                        scenario_time=0,
+                        policy="full-reserve",
+                        params={"hot_ratio": 1.0, "warm_ratio": 0.0},
+                    )
                 )
-            ]
-            genesis += [
-                ev.AccountFunded(
-                    venue=VENUE, scenario_time=0, account=f"c-{i}", asset="USD", amount=10**12
-                )
-                for i in range(customers)
-            ]
+                genesis += [
+                    ev.AccountFunded(
+                        venue=venue, scenario_time=0, account=f"c-{i}", asset="USD", amount=10**12
+                    )
+                    for i in range(customers)
+                ]
             asyncio.run(kafka.publish(stack.bootstrap, genesis))
             with httpx.Client(base_url=stack.gateway_url) as client:
-                wait_until(
-                    lambda: client.get(f"/accounts/{VENUE}/c-{customers - 1}").status_code == 200,
-                    60,
-                    "accounts at the gateway",
-                )
+                for venue in names:
+                    wait_until(
+                        lambda v=venue: (
+                            client.get(f"/accounts/{v}/c-{customers - 1}").status_code == 200
+                        ),
+                        60,
+                        "accounts at the gateway",
+                    )
+            posts: list[float] = []
             elapsed = asyncio.run(
-                _fire(stack.gateway_url, withdrawals, customers, concurrency, console)
+                _fire(stack.gateway_url, names, withdrawals, customers, concurrency, console, posts)
             )
             records = asyncio.run(kafka.read_topic(stack.bootstrap, WITHDRAWAL_EVENTS))
     paid = [
@@ -76,9 +99,11 @@ def run_withdrawals_bench(withdrawals: int, concurrency: int, console: Console) 
         "withdrawals": withdrawals,
         "paid": len(latencies),
         "concurrency": concurrency,
+        "venues": len(names),
         "withdrawals_per_s": rate,
         "latency_p50_ms": p50,
         "latency_p99_ms": p99,
+        "http_post_p50_ms": statistics.median(posts),
         "broker_produce_msgs_per_s": baseline["produce_msgs_per_s"],
         "broker_round_trip_p50_ms": baseline["latency_p50_ms"],
         "ratio_to_broker_produce": rate / baseline["produce_msgs_per_s"],
@@ -86,8 +111,17 @@ def run_withdrawals_bench(withdrawals: int, concurrency: int, console: Console) 
     }
 
 
-async def _fire(url: str, n: int, customers: int, concurrency: int, console: Console) -> float:
-    """Send `n` withdrawals with `concurrency` clients; seconds until every one is answered."""
+async def _fire(
+    url: str,
+    venues: list[str],
+    n: int,
+    customers: int,
+    concurrency: int,
+    console: Console,
+    posts: list[float],
+) -> float:
+    """Send `n` withdrawals with `concurrency` clients; seconds until every one is answered.
+    Each POST's duration (until the gateway has the request in the log) goes to `posts`."""
     async with httpx.AsyncClient(base_url=url, timeout=30) as client:
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(n):
@@ -97,13 +131,15 @@ async def _fire(url: str, n: int, customers: int, concurrency: int, console: Con
             while not queue.empty():
                 i = queue.get_nowait()
                 body = {
-                    "venue": VENUE,
+                    "venue": venues[i % len(venues)],
                     "account": f"c-{i % customers}",
                     "asset": "USD",
                     "amount": 1,
                     "request_id": f"bench-{i}",
                 }
+                sent = time.perf_counter()
                 reply = await client.post("/withdrawals", json=body)
+                posts.append((time.perf_counter() - sent) * 1000)
                 reply.raise_for_status()
 
         start = time.perf_counter()
@@ -111,9 +147,12 @@ async def _fire(url: str, n: int, customers: int, concurrency: int, console: Con
             task = bar.add_task("withdrawals answered", total=n)
             await asyncio.gather(*(worker() for _ in range(concurrency)))
             while True:
-                counts = (await client.get(f"/venues/{VENUE}/withdrawals")).json()["counts"]
-                bar.update(task, completed=counts.get("paid", 0))
-                if counts.get("paid", 0) >= n:
+                paid = 0
+                for venue in venues:
+                    reply = await client.get(f"/venues/{venue}/withdrawals")
+                    paid += reply.json()["counts"].get("paid", 0)
+                bar.update(task, completed=paid)
+                if paid >= n:
                     break
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.1)
         return time.perf_counter() - start

@@ -6,6 +6,7 @@ A service module only says which topics it reads and what its handler decides.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -97,6 +98,7 @@ def run_service(
     settings: ServiceSettings,
     inputs: Iterable[Topic],
     handle: Handler,
+    handled: frozenset[str],
     after_commit: AfterCommit | None = None,
 ) -> None:
     """Wire the consume loop: one agent over all `inputs`, state in two changelogged Tables."""
@@ -112,11 +114,19 @@ def run_service(
         async for message in stream.events():
             msg = message.message
             try:
-                event = ev.decode(message.value)
-            except ValidationError as bad:
-                await _dead_letter(
-                    dead_letters, service, msg, _validation_reason(bad), settings.scenario_time()
+                raw = json.loads(message.value)
+                kind = raw.get("type") if isinstance(raw, dict) else None
+                if kind in ev.EVENT_TYPES and kind not in handled:
+                    metrics.IGNORED.labels(service).inc()
+                    continue  # well-formed enough, and not this service's business
+                event = ev.from_dict(raw)
+            except (ValueError, ValidationError) as bad:
+                reason = (
+                    _validation_reason(bad)
+                    if isinstance(bad, ValidationError)
+                    else f"invalid_event: not JSON: {bad}"
                 )
+                await _dead_letter(dead_letters, service, msg, reason, settings.scenario_time())
                 continue
             metrics.EVENTS.labels(service, event.type).inc()
             try:

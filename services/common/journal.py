@@ -128,6 +128,8 @@ class Journal:
             return Effects.from_record(record), False
         if record is None:
             effects = decide()
+            if not (effects.sets or effects.increments or effects.outputs):
+                return effects, True  # nothing to apply: no record needed either
             record = effects.to_record(done=False)
             self.records[event_id] = record
         else:

@@ -79,6 +79,11 @@ EVENTS = Counter(
     "Events a service consumed, by type",
     ["service", "type"],
 )
+IGNORED = Counter(
+    "bankrun_events_ignored",
+    "Events on a service's input topics that it has no handler for (not decoded)",
+    ["service"],
+)
 DUPLICATES = Counter(
     "bankrun_duplicate_events",
     "Events seen again (same event_id) and not re-applied",

@@ -48,5 +48,6 @@ run_service(
     settings,
     inputs=(topics.CONTROL, topics.CUSTOMER_REQUESTS, topics.WITHDRAWAL_COMMANDS),
     handle=handlers.handle,
+    handled=handlers.HANDLED,
     after_commit=export_metrics,
 )

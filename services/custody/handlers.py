@@ -195,6 +195,7 @@ _HANDLERS: Dispatch = {
     ev.PayoutRequested: _payout_requested,
     ev.ReleaseRequested: _release_requested,
 }
+HANDLED = frozenset(cls.model_fields["type"].default for cls in _HANDLERS)
 
 
 # --- helpers ---------------------------------------------------------------------------

@@ -45,5 +45,6 @@ run_service(
     settings,
     inputs=(topics.CONTROL, topics.CUSTOMER_REQUESTS, topics.CUSTODY_EVENTS),
     handle=handlers.handle,
+    handled=handlers.HANDLED,
     after_commit=export_metrics,
 )

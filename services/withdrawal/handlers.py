@@ -282,3 +282,4 @@ _HANDLERS: Dispatch = {
     ev.PayoutFailed: _payout_failed,
     ev.WithdrawalCancelRequested: _cancel_requested,
 }
+HANDLED = frozenset(cls.model_fields["type"].default for cls in _HANDLERS)
