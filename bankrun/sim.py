@@ -17,7 +17,7 @@ from bankrun import workload
 from bankrun.domain import ledger
 from bankrun.scenario import Scenario
 from bankrun.topics import topic_of
-from services.common.journal import Effects, Journal
+from services.common.journal import Effects, Partition
 from services.custody import handlers as custody
 from services.withdrawal import handlers as saga
 
@@ -26,10 +26,10 @@ Handler = Callable[[ev.Event, Callable[[str], Any]], Effects]
 
 @dataclass
 class InProcessBus:
-    services: dict[str, tuple[Journal, Handler]] = field(
+    services: dict[str, tuple[Partition, Handler]] = field(
         default_factory=lambda: {
-            "custody": (Journal({}, {}), custody.handle),
-            "withdrawal": (Journal({}, {}), saga.handle),
+            "custody": (Partition({}), custody.handle),
+            "withdrawal": (Partition({}), saga.handle),
         }
     )
     log: list[ev.Event] = field(default_factory=list)
@@ -50,7 +50,7 @@ class InProcessBus:
 
     def ledger_balances(self) -> dict[str, int]:
         state = self.services["custody"][0].state
-        return {k: v[0] for k, v in state.items() if k.count("|") == 3}
+        return {k: v for k, v in state.items() if k.count("|") == 3}
 
 
 def timeline(scenario: Scenario) -> list[ev.Event]:

@@ -19,13 +19,13 @@ from pydantic import ValidationError
 from bankrun import events as ev
 from bankrun.topics import BY_NAME, DEAD_LETTERS, FETCH_MAX_WAIT_MS, PARTITIONS, Topic
 from services.common import metrics
-from services.common.journal import Effects, Journal
+from services.common.journal import Effects, Journal, Partition
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
 Handler = Callable[[ev.Event, Callable[[str], Any]], Effects]
-AfterCommit = Callable[[ev.Event, Effects, Journal], None]
+AfterCommit = Callable[[ev.Event, Effects, Partition], None]
 
 
 def _short_fetch_wait() -> None:
@@ -101,10 +101,15 @@ def run_service(
     handled: frozenset[str],
     after_commit: AfterCommit | None = None,
 ) -> None:
-    """Wire the consume loop: one agent over all `inputs`, state in two changelogged Tables."""
-    state = app.Table("state", default=None, partitions=PARTITIONS)
+    """Wire the consume loop: one agent over all `inputs`; the journal's records are the one
+    changelogged Table, and each partition's state is rebuilt from them in memory."""
     records = app.Table("journal", default=None, partitions=PARTITIONS)
-    journal = Journal(state, records)
+    journal = Journal(records)
+
+    @app.on_partitions_revoked.connect
+    def _revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+        journal.forget({tp.partition for tp in revoked})
+
     outputs = {name: raw_topic(app, spec) for name, spec in BY_NAME.items()}
     dead_letters = outputs[DEAD_LETTERS.name]
     source = app.topic(*(t.name for t in inputs), key_serializer="raw", value_serializer="raw")
@@ -129,10 +134,11 @@ def run_service(
                 await _dead_letter(dead_letters, service, msg, reason, settings.scenario_time())
                 continue
             metrics.EVENTS.labels(service, event.type).inc()
+            part = journal.at(msg.partition)
             try:
-                effects, new = journal.commit(
+                effects, new = part.commit(
                     str(event.event_id),
-                    lambda e=event: handle(e, journal.get),
+                    lambda e=event, p=part: handle(e, p.get),
                 )
             except Exception as crash:  # one bad event must not stop the stream
                 log.exception("handler failed on %s", event.event_id)
@@ -147,7 +153,7 @@ def run_service(
             if not new:
                 metrics.DUPLICATES.labels(service).inc()
             elif after_commit is not None:
-                after_commit(event, effects, journal)
+                after_commit(event, effects, part)
             for out in effects.outputs:
                 await outputs[out.topic].send(key=out.key.encode(), value=out.value)
 

@@ -1,18 +1,19 @@
-"""Exactly-once effects on an at-least-once log.
+"""Exactly-once effects on an at-least-once log, with state rebuilt from one record per event.
 
-The broker redelivers (no transactions; uncommitted offsets replay after a crash), and
-clients may send the same event twice. So a handler never writes state directly: it
-*decides* `Effects` (state sets, balance increments, events to emit) and the `Journal`
+The broker redelivers (no transactions; uncommitted offsets replay after a crash), and clients
+may send the same event twice. So a handler never writes state directly: it *decides*
+`Effects` (state sets, balance increments, events to emit), and a `Partition` of the journal
 
-1. writes the decision under the input's event id, marked not done (a write-ahead record);
-2. applies it, stamping each state key with the event id that last wrote it;
-3. marks the record done.
+1. writes that decision as ONE record under the input's event id (the only durable write: a
+   changelogged faust Table in services, a dict in sims), numbered in its partition;
+2. applies it to the partition's state, which lives in memory.
 
-Redelivered after step 3, the event is a duplicate: nothing is applied again, its outputs are
-re-sent (they carry derived ids, so consumers drop them). Redelivered after a crash in step
-2, the same record is applied again, skipping keys the event already stamped. Events are
-handled one at a time per partition, so no later event can have touched those keys.
-The mappings are plain `MutableMapping`s: faust Tables in services, dicts in tests and sims.
+A worker that starts, or is given a partition, rebuilds that partition's state by applying its
+records in order — event sourcing, with the journal as the log. A redelivered event finds its
+record: nothing is applied again and its outputs are re-sent (they carry derived ids, so
+consumers drop them). A crash can lose a record only together with its effects, since both
+are the same write. One write per event instead of one per state key: the broker and faust's
+changelog carry a fraction of the traffic.
 """
 
 from __future__ import annotations
@@ -54,9 +55,10 @@ class Effects:
         """Reads that see these effects on top of the stored state."""
         return View(self, lookup)
 
-    def to_record(self, done: bool) -> dict[str, Any]:
+    def to_record(self, partition: int, seq: int) -> dict[str, Any]:
         return {
-            "done": done,
+            "partition": partition,
+            "seq": seq,
             "sets": self.sets,
             "increments": self.increments,
             "outputs": [[o.topic, o.key, o.value.decode()] for o in self.outputs],
@@ -102,57 +104,69 @@ def dispatch(handlers: Dispatch, event: Event, lookup: Callable[[str], Any]) -> 
     return effects
 
 
-class Journal:
-    """State as `key -> [value, writer_event_id]`, plus a record per input event."""
+class Partition:
+    """One partition's state (in memory) and its committed records (durable)."""
 
-    def __init__(self, state: MutableMapping[str, Any], records: MutableMapping[str, Any]):
-        self.state = state
+    def __init__(self, records: MutableMapping[str, Any], number: int = 0):
         self.records = records
+        self.number = number
+        self.state: dict[str, Any] = {}
+        self.seq = 0
+
+    def rebuild(self) -> Partition:
+        mine = sorted(
+            (r for r in self.records.values() if r and r.get("partition") == self.number),
+            key=lambda r: r["seq"],
+        )
+        self.state.clear()
+        for record in mine:
+            self._apply(Effects.from_record(record))
+        self.seq = mine[-1]["seq"] if mine else 0
+        return self
 
     def get(self, key: str, default: Any = None) -> Any:
-        entry = self.state.get(key)
-        return default if entry is None else entry[0]
-
-    def is_done(self, event_id: str) -> bool:
-        record = self.records.get(event_id)
-        return bool(record and record["done"])
+        value = self.state.get(key)
+        return default if value is None else value
 
     def commit(self, event_id: str, decide: Callable[[], Effects]) -> tuple[Effects, bool]:
-        """Apply the effects `decide()` returns, once per `event_id`.
+        """Apply what `decide()` returns, once per `event_id`.
 
-        Returns what to emit and whether the event was new. `decide` runs only for an event
-        never seen before: a half-applied one resumes its recorded decision.
+        Returns what to emit and whether the event was new; for a duplicate, `decide` does not
+        run and the recorded outputs come back.
         """
         record = self.records.get(event_id)
-        if record is not None and record["done"]:
+        if record is not None:
             return Effects.from_record(record), False
-        if record is None:
-            effects = decide()
-            if not (effects.sets or effects.increments or effects.outputs):
-                return effects, True  # nothing to apply: no record needed either
-            record = effects.to_record(done=False)
-            self.records[event_id] = record
-        else:
-            effects = Effects.from_record(record)
-        for key, value in effects.sets.items():
-            if self._writer(key) != event_id:
-                self.state[key] = [value, event_id]
-        for key, amount in effects.increments.items():  # a zero change to a known key: no write
-            if (amount or key not in self.state) and self._writer(key) != event_id:
-                self.state[key] = [self.get(key, 0) + amount, event_id]
-        self.records[event_id] = {**record, "done": True}
+        effects = decide()
+        if not (effects.sets or effects.increments or effects.outputs):
+            return effects, True  # nothing to apply: no record needed either
+        self.seq += 1
+        self.records[event_id] = effects.to_record(self.number, self.seq)
+        self._apply(effects)
         return effects, True
 
-    def _writer(self, key: str) -> str | None:
-        entry = self.state.get(key)
-        return None if entry is None else entry[1]
+    def _apply(self, effects: Effects) -> None:
+        state = self.state
+        for key, value in effects.sets.items():
+            state[key] = value
+        for key, amount in effects.increments.items():
+            state[key] = state.get(key, 0) + amount
 
 
-class JournalBook:
-    """The ledger's read side over a journal's state, as `bankrun.domain.ledger.Book`."""
+class Journal:
+    """The partitions a worker owns, each rebuilt from the shared records when first used."""
 
-    def __init__(self, journal: Journal):
-        self.journal = journal
+    def __init__(self, records: MutableMapping[str, Any]):
+        self.records = records
+        self._partitions: dict[int, Partition] = {}
 
-    def get(self, key: str, /) -> int | None:
-        return self.journal.get(key)
+    def at(self, partition: int) -> Partition:
+        part = self._partitions.get(partition)
+        if part is None:
+            part = self._partitions[partition] = Partition(self.records, partition).rebuild()
+        return part
+
+    def forget(self, partitions: set[int]) -> None:
+        """Drop partitions this worker no longer owns; if they come back, they are rebuilt."""
+        for number in partitions:
+            self._partitions.pop(number, None)

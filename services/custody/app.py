@@ -6,7 +6,7 @@ from bankrun import events as ev
 from bankrun import topics
 from services.common import metrics
 from services.common.faust_app import create_app, run_service
-from services.common.journal import Effects, Journal
+from services.common.journal import Effects, Partition
 from services.common.settings import ServiceSettings
 from services.custody import handlers
 
@@ -15,7 +15,7 @@ settings = ServiceSettings.from_env()
 app = create_app(SERVICE, settings)
 
 
-def export_metrics(event: ev.Event, effects: Effects, journal: Journal) -> None:
+def export_metrics(event: ev.Event, effects: Effects, journal: Partition) -> None:
     """Gauges follow the running totals of every venue and asset the event touched."""
     config = journal.get(handlers.venue_key(event.venue)) or {}
     policy = config.get("policy", "unknown")

@@ -6,7 +6,7 @@ from bankrun import events as ev
 from bankrun import topics
 from services.common import metrics
 from services.common.faust_app import create_app, run_service
-from services.common.journal import Effects, Journal
+from services.common.journal import Effects, Partition
 from services.common.settings import ServiceSettings
 from services.withdrawal import handlers
 
@@ -15,7 +15,7 @@ settings = ServiceSettings.from_env()
 app = create_app(SERVICE, settings)
 
 
-def export_metrics(event: ev.Event, effects: Effects, journal: Journal) -> None:
+def export_metrics(event: ev.Event, effects: Effects, journal: Partition) -> None:
     policy = (journal.get(handlers.venue_key(event.venue)) or {}).get("policy", "unknown")
     for out in effects.outputs:
         if out.topic == topics.WITHDRAWAL_EVENTS.name:
@@ -27,7 +27,7 @@ def export_metrics(event: ev.Event, effects: Effects, journal: Journal) -> None:
     )
 
 
-def _oldest_age_hours(journal: Journal, venue: str, now: float) -> float:
+def _oldest_age_hours(journal: Partition, venue: str, now: float) -> float:
     head = journal.get(handlers.queue_key(venue, "head"), 0)
     tail = journal.get(handlers.queue_key(venue, "tail"), 0)
     for position in range(head, tail):

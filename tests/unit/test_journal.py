@@ -1,37 +1,12 @@
 """Exactly-once effects over at-least-once delivery, and the saga told end to end in memory."""
 
-import contextlib
-
 from bankrun import events as ev
 from bankrun.domain import ledger
 from bankrun.sim import InProcessBus
-from services.common.journal import Effects, Journal
+from services.common.journal import Effects, Journal, Partition
 from services.custody import handlers as custody
 
 VENUE = "safe-1"
-
-
-class Crash(Exception):
-    pass
-
-
-class Disk:
-    """Writes left before the worker is killed, shared by every store of that worker."""
-
-    def __init__(self, writes: int):
-        self.left = writes
-
-
-class CrashingStore(dict):
-    def __init__(self, disk: Disk):
-        super().__init__()
-        self.disk = disk
-
-    def __setitem__(self, key, value):
-        if self.disk.left == 0:
-            raise Crash
-        self.disk.left -= 1
-        super().__setitem__(key, value)
 
 
 def deposit_effects(amount: int) -> Effects:
@@ -41,28 +16,53 @@ def deposit_effects(amount: int) -> Effects:
 
 
 def test_a_duplicate_is_applied_once_and_re_emits_its_outputs():
-    journal = Journal({}, {})
-    first, new = journal.commit("e1", lambda: deposit_effects(5))
-    again, new_again = journal.commit("e1", lambda: deposit_effects(999))
+    part = Partition({})
+    first, new = part.commit("e1", lambda: deposit_effects(5))
+    again, new_again = part.commit("e1", lambda: deposit_effects(999))
     assert (new, new_again) == (True, False)
-    assert journal.get("hot") == 5
+    assert part.get("hot") == 5
     assert again.increments == first.increments
 
 
-def test_a_crash_mid_event_resumes_without_double_applying():
-    # one event writes 4 times: its record, two balances, the record marked done
-    for writes in range(4):
-        disk = Disk(writes)
-        journal = Journal(CrashingStore(disk), CrashingStore(disk))
-        with contextlib.suppress(Crash):
-            journal.commit("e1", lambda: deposit_effects(5))
-        disk.left = 10**6  # the worker restarts with whatever was written
-        journal.commit("e1", lambda: deposit_effects(7))
-        journal.commit("e1", lambda: deposit_effects(9))
-        # killed before its record was written, the event is decided afresh (7); after, the
-        # recorded decision (5) is finished; either way it is applied exactly once
-        once = 7 if writes == 0 else 5
-        assert (journal.get("hot"), journal.get("alice")) == (once, -once), writes
+def test_a_restarted_worker_rebuilds_the_same_state_from_the_records():
+    records: dict = {}
+    before = Journal(records)
+    for n, amount in enumerate((5, 7, 11)):
+        before.at(n % 2).commit(f"e{n}", lambda a=amount: deposit_effects(a))
+    set_later = Effects(sets={"venue/x": {"policy": "lcr"}})
+    before.at(0).commit("e9", lambda: set_later)
+    after = Journal(records)  # the worker died; its records survived in the changelog
+    assert (
+        after.at(0).state
+        == before.at(0).state
+        == {"hot": 16, "alice": -16, "venue/x": {"policy": "lcr"}}
+    )
+    assert after.at(1).state == {"hot": 7, "alice": -7}
+    _, new = after.at(1).commit("e1", lambda: deposit_effects(7))
+    assert not new  # redelivered after the restart: a duplicate, not a second deposit
+
+
+def test_sets_replay_in_the_order_they_were_made():
+    records: dict = {}
+    part = Partition(records)
+    for n, policy in enumerate(("a", "b", "c")):
+        part.commit(f"e{n}", lambda p=policy: Effects(sets={"k": p}))
+    assert Partition(records).rebuild().get("k") == "c"
+
+
+def test_a_forgotten_partition_is_rebuilt_when_it_comes_back():
+    records: dict = {}
+    journal = Journal(records)
+    journal.at(2).commit("e1", lambda: deposit_effects(3))
+    Journal(records).at(2).commit("e2", lambda: deposit_effects(4))  # another worker had it
+    journal.forget({2})
+    assert journal.at(2).get("hot") == 7
+
+
+def test_an_event_with_nothing_to_do_leaves_no_record():
+    records: dict = {}
+    Partition(records).commit("noop", Effects)
+    assert records == {}
 
 
 def test_the_withdrawal_story():
