@@ -33,6 +33,7 @@ lint: $(STAMP)
 bench: $(STAMP) prometheus
 	$(BIN)/bankrun bench broker
 	$(BIN)/bankrun bench ledger
+	$(BIN)/bankrun bench matching
 	$(BIN)/bankrun bench withdrawals
 
 schemas: $(STAMP)
