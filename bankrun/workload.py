@@ -98,6 +98,25 @@ def genesis(scenario: Scenario, started_at: float, speed: float) -> list[ev.Even
     return out
 
 
+def all_hot_venue(venue: str, customers: int, balance: int) -> list[ev.Event]:
+    """A full-reserve venue keeping every unit hot, with `customers` funded alike: the
+    benchmarks' venue, where nothing waits for liquidity."""
+    return [
+        ev.VenueOpened(
+            venue=venue,
+            scenario_time=0,
+            policy="full-reserve",
+            params={"hot_ratio": 1.0, "warm_ratio": 0.0},
+        ),
+        *(
+            ev.AccountFunded(
+                venue=venue, scenario_time=0, account=f"c-{i}", asset="USD", amount=balance
+            )
+            for i in range(customers)
+        ),
+    ]
+
+
 def tick_times(scenario: Scenario) -> list[float]:
     """Scenario seconds of every clock tick after zero, up to and including the end."""
     step = scenario.tick_hours * HOUR

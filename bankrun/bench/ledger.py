@@ -10,6 +10,7 @@ from bankrun import events as ev
 from bankrun.domain import ledger
 from bankrun.domain.ledger import InMemoryBook
 from bankrun.sim import InProcessBus
+from bankrun.workload import all_hot_venue
 
 VENUE = "bench"
 
@@ -29,20 +30,8 @@ def run_ledger_bench(postings: int = 200_000, withdrawals: int = 5_000) -> dict[
     assert not ledger.invariant_violations(book)
 
     bus = InProcessBus()
-    bus.publish(
-        ev.VenueOpened(
-            venue=VENUE,
-            scenario_time=0,
-            policy="full-reserve",
-            params={"hot_ratio": 1.0, "warm_ratio": 0.0},
-        )
-    )
-    for i in range(accounts):
-        bus.publish(
-            ev.AccountFunded(
-                venue=VENUE, scenario_time=0, account=f"c-{i}", asset="USD", amount=10**12
-            )
-        )
+    for event in all_hot_venue(VENUE, accounts, 10**12):
+        bus.publish(event)
     start = time.perf_counter()
     for n in range(withdrawals):
         bus.publish(

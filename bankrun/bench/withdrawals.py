@@ -23,6 +23,7 @@ from bankrun.runner import kafka
 from bankrun.runner.processes import wait_until
 from bankrun.runner.stack import Stack
 from bankrun.topics import PARTITIONS, WITHDRAWAL_EVENTS
+from bankrun.workload import all_hot_venue
 
 
 def spread_venues(n: int, partitions: int = PARTITIONS) -> list[str]:
@@ -50,22 +51,7 @@ def run_withdrawals_bench(
         with stack:
             assert stack.bootstrap is not None
             baseline = asyncio.run(measure_broker(stack.bootstrap, 50_000, 200, 300, console))
-            genesis: list[ev.Event] = []
-            for venue in names:
-                genesis.append(
-                    ev.VenueOpened(
-                        venue=venue,
-                        scenario_time=0,
-                        policy="full-reserve",
-                        params={"hot_ratio": 1.0, "warm_ratio": 0.0},
-                    )
-                )
-                genesis += [
-                    ev.AccountFunded(
-                        venue=venue, scenario_time=0, account=f"c-{i}", asset="USD", amount=10**12
-                    )
-                    for i in range(customers)
-                ]
+            genesis = [e for v in names for e in all_hot_venue(v, customers, 10**12)]
             asyncio.run(kafka.publish(stack.bootstrap, genesis))
             with httpx.Client(base_url=stack.gateway_url) as client:
                 for venue in names:
