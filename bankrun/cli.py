@@ -166,9 +166,10 @@ def verify(run_dir: Annotated[Path, typer.Argument(help="a runs/<run-id> folder"
     from bankrun import summary
 
     recorded = json.loads((run_dir / "summary.json").read_text())
-    log = summary.read_log(run_dir / "events.jsonl")
+    invalid: list[str] = []
+    log = summary.read_log(run_dir / "events.jsonl", invalid)
     again = summary.summarize(log, {})["venues"]
-    problems = summary.check(log)
+    problems = [f"not a valid event: {line}" for line in invalid] + summary.check(log)
     for venue, row in again.items():
         said = recorded["venues"].get(venue, {})
         for key, value in row.items():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bankrun import events as ev
+from bankrun.topics import DEAD_LETTERS
 
 HOUR = 3600.0
 
@@ -165,18 +166,19 @@ def check(events: Iterable[ev.Event]) -> list[str]:
     return problems
 
 
-def read_log(path: Path) -> list[ev.Event]:
-    """Events of an events.jsonl export; lines that are not events (dead letters' sources,
-    garbage) are skipped."""
+def read_log(path: Path, invalid: list[str] | None = None) -> list[ev.Event]:
+    """Events of an events.jsonl export. A record that is not an event, or breaks its schema
+    (a negative balance, say), is left out — and, if `invalid` is given, listed there."""
     out = []
     with path.open() as lines:
-        for line in lines:
-            value = json.loads(line)["value"]
-            if isinstance(value, dict) and "type" in value:
-                try:
-                    out.append(ev.decode(json.dumps(value)))
-                except ValueError:
-                    continue
+        for number, line in enumerate(lines, 1):
+            record = json.loads(line)
+            value = record["value"]
+            try:
+                out.append(ev.from_dict(value))
+            except ValueError as bad:
+                if invalid is not None and record.get("topic") != DEAD_LETTERS.name:
+                    invalid.append(f"line {number} ({record.get('topic')}): {bad}".splitlines()[0])
     return out
 
 

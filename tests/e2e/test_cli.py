@@ -93,6 +93,22 @@ def test_sim_writes_the_same_kind_of_run_folder(tmp_path):
     verified = subprocess.run(bankrun("verify", str(run_dir)), capture_output=True, text=True)
     assert verified.returncode == 0, verified.stdout
 
+    # a log that owes someone a negative balance, or pays twice, does not verify
+    log = run_dir / "events.jsonl"
+    lines = log.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if '"balance.snapshot"' in line)
+    record = json.loads(lines[at])
+    record["value"]["available"] = -5
+    paid = next(line for line in lines if '"withdrawal.paid"' in line)
+    twice = json.loads(paid)
+    twice["value"]["event_id"] = "00000000-0000-4000-8000-000000000001"
+    log.write_text(
+        "\n".join([*lines[:at], json.dumps(record), *lines[at + 1 :], json.dumps(twice)]) + "\n"
+    )
+    tampered = subprocess.run(bankrun("verify", str(run_dir)), capture_output=True, text=True)
+    assert tampered.returncode == 1
+    assert "not a valid event" in tampered.stdout and "paid 2 times" in tampered.stdout
+
 
 def test_an_invalid_scenario_names_the_field_and_starts_nothing(tmp_path):
     scenario = tmp_path / "bad.yaml"
