@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from bankrun import events as ev
 from bankrun import sim, summary, workload
@@ -30,7 +31,14 @@ from bankrun.runner.processes import ManagedProcess, wait_until
 from bankrun.runner.prometheus import query
 from bankrun.runner.stack import Stack
 from bankrun.scenario import Scenario
-from bankrun.topics import CATALOGUE, topic_of
+from bankrun.topics import (
+    CATALOGUE,
+    CONTROL,
+    CUSTODY_EVENTS,
+    CUSTOMER_REQUESTS,
+    WITHDRAWAL_COMMANDS,
+    topic_of,
+)
 
 Progress = Callable[[str], None]
 Step = Callable[[str, float, float], None]  # (what, done, total)
@@ -115,7 +123,7 @@ def run(
             for e in workload.genesis(scenario, 0.0, speed)
             if not isinstance(e, ev.ScenarioStarted)
         ]
-        asyncio.run(kafka.publish(stack.bootstrap, before_zero))
+        control_sent = asyncio.run(kafka.publish(stack.bootstrap, before_zero))
         gateway = httpx.Client(base_url=stack.gateway_url, timeout=10)
         try:
             _wait_for_accounts(gateway, scenario, step)
@@ -126,7 +134,7 @@ def run(
                 for e in workload.genesis(scenario, t0, speed)
                 if isinstance(e, ev.ScenarioStarted)
             ]
-            asyncio.run(kafka.publish(stack.bootstrap, zero))
+            control_sent += asyncio.run(kafka.publish(stack.bootstrap, zero))
             _record_config(run_dir, run_id, speed, t0, stack, bootstrap, users)
             locust = _start_locust(
                 stack, run_dir, plan_path, t0, speed, users, scenario.duration_hours * 3600 / speed
@@ -135,8 +143,9 @@ def run(
                 f"load: {len(plan)} withdrawals from Locust ({users} users), "
                 f"{scenario.duration_hours} h at speed {speed:g}"
             )
-            asyncio.run(_clock(stack.bootstrap, scenario, t0, speed, locust, step))
+            control_sent += asyncio.run(_clock(stack.bootstrap, scenario, t0, speed, locust, step))
             accepted = _wait_for_answers(gateway, scenario, step)
+            wait_until_drained(stack, control_sent, step)
             if accepted != len(plan):
                 problems.append(
                     f"the gateway accepted {accepted} of {len(plan)} planned "
@@ -245,8 +254,10 @@ async def _clock(
     speed: float,
     locust: ManagedProcess,
     step: Step,
-) -> None:
-    """Publish every clock tick at its wall time while Locust delivers the load."""
+) -> int:
+    """Publish every clock tick at its wall time while Locust delivers the load; returns how
+    many ticks were sent."""
+    sent = 0
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
     await producer.start()
     try:
@@ -258,6 +269,7 @@ async def _clock(
                 tick = ev.ClockTick(venue=venue.id, scenario_time=t)
                 topic = topic_of(ev.ClockTick)
                 await producer.send(topic.name, tick.to_bytes(), key=topic.key_of(tick).encode())
+                sent += 1
             step("scenario hours", t / 3600, scenario.duration_hours)
         await producer.flush()
     finally:
@@ -267,6 +279,7 @@ async def _clock(
         await asyncio.sleep(0.2)
     if locust.running():
         raise RuntimeError(f"Locust did not finish; see {locust.log_path}")
+    return sent
 
 
 def _wait_for_answers(gateway: httpx.Client, scenario: Scenario, step: Step) -> int:
@@ -286,6 +299,51 @@ def _wait_for_answers(gateway: httpx.Client, scenario: Scenario, step: Step) -> 
 
     wait_until(answered, 120, "an answer to every accepted withdrawal", interval=0.25)
     return seen["accepted"]
+
+
+def message_counts(url: str) -> dict[tuple[str, str, str], float]:
+    """(produced|consumed, service, topic) -> count, from a service's /metrics."""
+    counts: dict[tuple[str, str, str], float] = {}
+    text = httpx.get(f"{url}/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        if family.name not in ("bankrun_messages_produced", "bankrun_messages_consumed"):
+            continue
+        kind = family.name.rsplit("_", 1)[1]
+        for sample in family.samples:
+            if sample.name.endswith("_total"):
+                key = (kind, sample.labels["service"], sample.labels["topic"])
+                counts[key] = sample.value
+    return counts
+
+
+def wait_until_drained(stack: Stack, control_sent: int, step: Step, timeout: float = 120) -> None:
+    """Every message written to a service's input topics has been consumed by that service.
+
+    Counts, not offsets (Tansu's end offsets are not to be trusted): the runner knows what it
+    sent to the control topic; each service reports what it produced and consumed per topic.
+    Once the load has stopped, equal counts mean the last tick's consequences — landed cash,
+    the queue drained, payouts settled — are all in the log.
+    """
+    services = ("custody", "withdrawal", "gateway")
+
+    def drained() -> bool:
+        counts: dict[tuple[str, str, str], float] = {}
+        for service in services:
+            counts.update(message_counts(stack.urls[service]))
+        produced = {CONTROL.name: float(control_sent)}
+        for (kind, _, topic), n in counts.items():
+            if kind == "produced":
+                produced[topic] = produced.get(topic, 0) + n
+        behind = 0.0
+        for topic in (CONTROL, CUSTOMER_REQUESTS, CUSTODY_EVENTS, WITHDRAWAL_COMMANDS):
+            for reader in topic.readers:
+                if reader in ("custody", "withdrawal"):
+                    got = counts.get(("consumed", reader, topic.name), 0)
+                    behind += max(0.0, produced.get(topic.name, 0) - got)
+        step("in flight", 0 if behind else 1, 1)
+        return behind == 0
+
+    wait_until(drained, timeout, "every service to consume what was written for it", 0.2)
 
 
 def prometheus_dry_lags(stack: Stack, log: list[ev.Event]) -> dict[str, dict[str, float]]:

@@ -117,45 +117,42 @@ def run_service(
     @app.agent(source, name=f"{service}-consume")
     async def consume(stream: Any) -> None:
         async for message in stream.events():
-            msg = message.message
-            try:
-                raw = json.loads(message.value)
-                kind = raw.get("type") if isinstance(raw, dict) else None
-                if kind in ev.EVENT_TYPES and kind not in handled:
-                    metrics.IGNORED.labels(service).inc()
-                    continue  # well-formed enough, and not this service's business
-                event = ev.from_dict(raw)
-            except (ValueError, ValidationError) as bad:
-                reason = (
-                    _validation_reason(bad)
-                    if isinstance(bad, ValidationError)
-                    else f"invalid_event: not JSON: {bad}"
-                )
-                await _dead_letter(dead_letters, service, msg, reason, settings.scenario_time())
-                continue
-            metrics.EVENTS.labels(service, event.type).inc()
-            part = journal.at(msg.partition)
-            try:
-                effects, new = part.commit(
-                    str(event.event_id),
-                    lambda e=event, p=part: handle(e, p.get),
-                )
-            except Exception as crash:  # one bad event must not stop the stream
-                log.exception("handler failed on %s", event.event_id)
-                await _dead_letter(
-                    dead_letters,
-                    service,
-                    msg,
-                    f"handler_error: {crash!r}",
-                    settings.scenario_time(),
-                )
-                continue
-            if not new:
-                metrics.DUPLICATES.labels(service).inc()
-            elif after_commit is not None:
-                after_commit(event, effects, part)
-            for out in effects.outputs:
-                await outputs[out.topic].send(key=out.key.encode(), value=out.value)
+            await handle_one(message.message)
+            metrics.CONSUMED.labels(service, message.message.topic).inc()
+
+    async def handle_one(msg: Any) -> None:
+        """Decode, dead-letter what cannot be used, apply once, emit."""
+        try:
+            raw = json.loads(msg.value)
+            kind = raw.get("type") if isinstance(raw, dict) else None
+            if kind in ev.EVENT_TYPES and kind not in handled:
+                metrics.IGNORED.labels(service).inc()
+                return  # well-formed enough, and not this service's business
+            event = ev.from_dict(raw)
+        except (ValueError, ValidationError) as bad:
+            reason = (
+                _validation_reason(bad)
+                if isinstance(bad, ValidationError)
+                else f"invalid_event: not JSON: {bad}"
+            )
+            await _dead_letter(dead_letters, service, msg, reason, settings.scenario_time())
+            return
+        metrics.EVENTS.labels(service, event.type).inc()
+        part = journal.at(msg.partition)
+        try:
+            effects, new = part.commit(str(event.event_id), lambda: handle(event, part.get))
+        except Exception as crash:  # one bad event must not stop the stream
+            log.exception("handler failed on %s", event.event_id)
+            reason = f"handler_error: {crash!r}"
+            await _dead_letter(dead_letters, service, msg, reason, settings.scenario_time())
+            return
+        if not new:
+            metrics.DUPLICATES.labels(service).inc()
+        elif after_commit is not None:
+            after_commit(event, effects, part)
+        for out in effects.outputs:
+            await outputs[out.topic].send(key=out.key.encode(), value=out.value)
+            metrics.PRODUCED.labels(service, out.topic).inc()
 
 
 def _validation_reason(error: ValidationError) -> str:
@@ -182,5 +179,6 @@ async def _dead_letter(
         payload=raw.decode("utf-8", "backslashreplace")[:100_000],
     )
     metrics.DEAD_LETTERS.labels(service, msg.topic).inc()
+    metrics.PRODUCED.labels(service, DEAD_LETTERS.name).inc()
     log.warning("dead-lettered %s[%s]@%s: %s", msg.topic, msg.partition, msg.offset, reason)
     await topic.send(key=msg.topic.encode(), value=letter.to_bytes())

@@ -94,6 +94,16 @@ DEAD_LETTERS = Counter(
     "Messages sent to the dead-letter topic, by consumer and source topic",
     ["service", "source_topic"],
 )
+PRODUCED = Counter(
+    "bankrun_messages_produced",
+    "Messages a service wrote, by topic (with CONSUMED: has everything sent been handled?)",
+    ["service", "topic"],
+)
+CONSUMED = Counter(
+    "bankrun_messages_consumed",
+    "Messages a service took off a topic, whatever became of them",
+    ["service", "topic"],
+)
 HTTP_REQUESTS = Counter(
     "bankrun_gateway_requests",
     "Gateway HTTP requests by route and status code",

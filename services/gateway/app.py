@@ -157,6 +157,7 @@ async def _publish(event: ev.Event) -> None:
     await _state["producer"].send_and_wait(
         topic.name, event.to_bytes(), key=topic.key_of(event).encode()
     )
+    metrics.PRODUCED.labels("gateway", topic.name).inc()
 
 
 def _idempotent_id(kind: str, venue: str, key: str | None) -> uuid.UUID:
