@@ -11,6 +11,7 @@ from types import FrameType
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -219,36 +220,48 @@ def _report(result) -> None:  # type: ignore[no-untyped-def]
 
 
 def _print_summary(summary: dict) -> None:
-    table = Table(title=f"{summary['scenario']} ({summary['mode']}) — {summary['run_id']}")
-    for col in (
+    headers = (
         "venue",
         "policy",
-        "liquid / owed",
-        "requested",
+        "liq",
+        "req",
         "paid",
-        "queued",
-        "rejected",
-        "paid",
-        "dry at h",
-        "halted at h",
-        "p50 / p99 h",
-    ):
-        table.add_column(col, overflow="fold")
+        "queue",
+        "rej",
+        "paid $",
+        "dry h",
+        "halt h",
+        "p50/p99 h",
+    )
+    rows = []
     for venue, v in summary["venues"].items():
         start = v["liquid_start"], v["liabilities_start"]
-        table.add_row(
-            venue,
-            v["policy"],
-            "-" if None in start else f"{start[0] / start[1]:.0%}",
-            str(v["withdrawals_requested"]),
-            str(v["withdrawals_paid"]),
-            str(v["withdrawals_queued"]),
-            str(v["withdrawals_rejected"]),
-            "-" if v["paid_fraction"] is None else f"{v['paid_fraction']:.1%}",
-            _num(v["dry_at_hours"]),
-            _num(v["halted_at_hours"]),
-            f"{_num(v['latency_p50_hours'])} / {_num(v['latency_p99_hours'])}",
+        rows.append(
+            (
+                venue,
+                v["policy"],
+                "-" if None in start else f"{start[0] / start[1]:.0%}",
+                str(v["withdrawals_requested"]),
+                str(v["withdrawals_paid"]),
+                str(v["withdrawals_queued"]),
+                str(v["withdrawals_rejected"]),
+                "-" if v["paid_fraction"] is None else f"{v['paid_fraction']:.1%}",
+                _num(v["dry_at_hours"]),
+                _num(v["halted_at_hours"]),
+                f"{_num(v['latency_p50_hours'])}/{_num(v['latency_p99_hours'])}",
+            )
         )
+    table = Table(
+        title=f"{summary['scenario']} ({summary['mode']}) — {summary['run_id']}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    for n, header in enumerate(headers):
+        width = max(len(header), *(len(row[n]) for row in rows)) if rows else len(header)
+        table.add_column(header, no_wrap=True, min_width=width)
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     console.print(f"wall time: {summary['wall_seconds']} s")
 

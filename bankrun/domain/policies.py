@@ -116,8 +116,8 @@ class FullReserve(ReservePolicy):
         p = self.params
         target = int(sheet.totals.liabilities * p.hot_ratio)
         need = sheet.uncovered + max(0, target - sheet.totals.hot - sheet.totals.transit)
-        if sheet.uncovered == 0 and need < target // 2:
-            return []  # refill in chunks, not a trickle of tiny transfers
+        if need <= 0 or (sheet.uncovered == 0 and need < target // 100):
+            return []  # topped up (or within 1 % of it: no dust transfers)
         return _draw(
             sheet,
             need,
