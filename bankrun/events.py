@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, TypeAdapter
 
+from bankrun.domain.market import MarketSpec
 from bankrun.domain.money import AssetCode
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
@@ -83,6 +84,16 @@ class Event(BaseModel):
 # --- control (written by the runner) --------------------------------------------------
 
 
+class HoldingMarket(BaseModel):
+    """Where a non-cash holding trades, and what one base unit was worth at the start."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    market: str
+    start_price: int = Field(gt=0)
+    base_unit: int = Field(gt=0)
+    lot_size: int = Field(gt=0)
+
+
 class VenueOpened(Event):
     """A venue of the run: its reserve policy, the policy's params and an optional gate."""
 
@@ -91,6 +102,9 @@ class VenueOpened(Event):
     params: dict[str, Any] = Field(default_factory=dict)
     gate: dict[str, Any] | None = None
     assets: tuple[AssetCode, ...] = ("USD",)
+    markets: dict[str, HoldingMarket] = Field(
+        default_factory=dict, description="holding -> the market it is priced and sold in"
+    )
 
 
 class AccountFunded(Event):
@@ -227,6 +241,9 @@ class ReserveSnapshot(Event):
     waiting: int = Field(description="reserved for withdrawals not yet paid")
     lcr: float | None = None
     dry: bool
+    collateral_value: int = Field(
+        0, ge=0, description="market value of the collateral behind the affiliate loan"
+    )
 
 
 class DepositRejected(_AccountEvent):
@@ -277,6 +294,139 @@ class WithdrawalRejected(_WithdrawalStep):
     reason: Reason
 
 
+# --- market (orders from custody and the runner; book events from matching) -----------
+
+MarketSymbol = Annotated[
+    str, Field(pattern=r"^[A-Z0-9]{1,12}/[A-Z]{3,5}$", description="market, e.g. PLATFORM/USD")
+]
+OrderId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_./:-]{0,127}$")]
+MARKET_VENUE = "market"  # the envelope's venue for events of the public market itself
+
+
+class _MarketEvent(Event):
+    market: MarketSymbol
+
+
+class OrderPlaced(_MarketEvent):
+    """A command to a book: a limit or market order, or a cancel. Prices and quantities are
+    checked by the book, not here, so a bad one comes back as `order.rejected` with a reason.
+    A market order never trades through `protection`; given `max_slippage_bps` instead, the
+    book sets it that far below (sells) or above (buys) its last price."""
+
+    type: Literal["order.placed"] = "order.placed"
+    order_id: OrderId
+    owner: str = Field(pattern=ID_PATTERN)
+    kind: Literal["limit", "market", "cancel"]
+    side: Literal["buy", "sell"] = "sell"
+    price: StrictInt | None = Field(None, description="limit price, quote minor per base unit")
+    quantity: StrictInt | None = Field(None, description="base minor units")
+    protection: StrictInt | None = None
+    max_slippage_bps: float | None = Field(None, gt=0, le=10_000)
+    distressed: bool = Field(False, description="a forced seller: makers take fright")
+
+
+class MarketOpened(Event):
+    """A market of the run: its book's units, start price and makers."""
+
+    type: Literal["market.opened"] = "market.opened"
+    venue: VenueId = MARKET_VENUE
+    market: MarketSymbol
+    spec: MarketSpec
+
+
+class MarketTick(Event):
+    """Scenario time for the markets: makers re-quote under the news of the hour, and every
+    book reports its prices to the venues listed."""
+
+    type: Literal["market.tick"] = "market.tick"
+    venue: VenueId = MARKET_VENUE
+    market: MarketSymbol
+    news_severity: float = Field(0.0, ge=0, le=1)
+    mark_venues: tuple[VenueId, ...] = ()
+
+
+class OrderAccepted(_MarketEvent):
+    type: Literal["order.accepted"] = "order.accepted"
+    order_id: OrderId
+    owner: str
+    resting: int = Field(ge=0, description="quantity left on the book after matching")
+
+
+class OrderRejected(_MarketEvent):
+    type: Literal["order.rejected"] = "order.rejected"
+    order_id: OrderId
+    owner: str
+    reason: Reason
+
+
+class OrderCancelled(_MarketEvent):
+    type: Literal["order.cancelled"] = "order.cancelled"
+    order_id: OrderId
+    quantity: int = Field(ge=0)
+    reason: Reason
+
+
+class TradeExecuted(_MarketEvent):
+    type: Literal["trade"] = "trade"
+    maker_order_id: OrderId
+    taker_order_id: OrderId
+    maker_owner: str
+    taker_owner: str
+    taker_side: Literal["buy", "sell"]
+    price: int = Field(gt=0)
+    quantity: int = Field(gt=0)
+    notional: int = Field(ge=0, description="quote minor units")
+
+
+class BookSnapshot(_MarketEvent):
+    """Top of book and depth, after every tick and every order that traded."""
+
+    type: Literal["book.snapshot"] = "book.snapshot"
+    last: int = Field(gt=0, description="mark: the last trade price")
+    peak: int = Field(gt=0)
+    best_bid: int | None
+    best_ask: int | None
+    spread_bps: float | None
+    bid_depth_2pct: int = Field(ge=0, description="quote minor units bid within 2 % of mid")
+    ask_depth_2pct: int = Field(ge=0, description="quote minor units asked within 2 % of mid")
+    bids: list[tuple[int, int]] = Field(description="best levels: (price, quantity)")
+    asks: list[tuple[int, int]]
+    stress: float = Field(ge=0, le=1)
+    volume: int = Field(ge=0, description="base minor units traded so far")
+
+
+class OrderDone(_MarketEvent):
+    """What became of a venue's order once nothing more can happen to it (to its owner)."""
+
+    type: Literal["order.done"] = "order.done"
+    order_id: OrderId
+    requested: int = Field(ge=0)
+    filled: int = Field(ge=0)
+    proceeds: int = Field(ge=0, description="quote minor units received (sells) or paid")
+    mark_before: int | None = Field(None, description="last price when the order arrived")
+    reason: Reason | None = None
+
+
+class PriceMarked(_MarketEvent):
+    """A market's price, told to a venue so it can mark its holdings to it."""
+
+    type: Literal["price.marked"] = "price.marked"
+    price: int = Field(gt=0)
+
+
+class FireSaleFilled(Event):
+    """A venue sold a non-cash holding: what it fetched against what it was marked at."""
+
+    type: Literal["fire_sale.filled"] = "fire_sale.filled"
+    asset: AssetCode
+    source: str
+    market: MarketSymbol
+    units: int = Field(ge=0)
+    filled: int = Field(ge=0)
+    proceeds: int = Field(ge=0)
+    mark_value: int = Field(ge=0, description="the filled units at the pre-sale mark")
+
+
 # --- operations ------------------------------------------------------------------------
 
 
@@ -320,6 +470,17 @@ AnyEvent = Annotated[
     | WithdrawalCancelled
     | VenueHalted
     | WithdrawalRejected
+    | OrderPlaced
+    | MarketOpened
+    | MarketTick
+    | OrderAccepted
+    | OrderRejected
+    | OrderCancelled
+    | TradeExecuted
+    | BookSnapshot
+    | OrderDone
+    | PriceMarked
+    | FireSaleFilled
     | DeadLetter,
     Field(discriminator="type"),
 ]

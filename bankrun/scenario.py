@@ -13,6 +13,7 @@ from typing import Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from bankrun.domain.market import DEFAULT_MARKETS, MarketSpec
 from bankrun.domain.money import AssetCode
 from bankrun.domain.policies import POLICIES, Gate
 from bankrun.events import MinorUnits, VenueId
@@ -92,6 +93,12 @@ class Scenario(_Strict):
     speed: float = Field(1440.0, gt=0, description="scenario seconds per wall second, in `run`")
     venues: list[VenueSpec] = Field(min_length=1)
     news: list[News] = Field(default_factory=list)
+    news_half_life_hours: float = Field(
+        12.0, gt=0, description="how fast a headline's fright fades for market makers"
+    )
+    markets: tuple[MarketSpec, ...] = Field(
+        DEFAULT_MARKETS, min_length=1, description="order books; each prices some holdings"
+    )
     load: ConstantLoad
 
     @model_validator(mode="after")
@@ -103,7 +110,35 @@ class Scenario(_Strict):
             unknown = set(item.venues or ()) - set(ids)
             if unknown:
                 raise ValueError(f"news at {item.at_hours} h names unknown venues {unknown}")
+            if item.at_hours > self.duration_hours:
+                raise ValueError(f"news at {item.at_hours} h is after the scenario ends")
+        symbols = [m.symbol for m in self.markets]
+        if len(symbols) != len(set(symbols)):
+            raise ValueError(f"market symbols must be unique, got {symbols}")
+        backed = [h for m in self.markets for h in m.backs]
+        if len(backed) != len(set(backed)):
+            raise ValueError(f"each holding is priced by one market, got {backed}")
+        unknown_holdings = set(backed) - set(HOLDINGS)
+        if unknown_holdings:
+            raise ValueError(f"markets back unknown holdings {unknown_holdings}; one of {HOLDINGS}")
         return self
+
+    def market_of(self, holding: str) -> MarketSpec | None:
+        return next((m for m in self.markets if holding in m.backs), None)
+
+    def news_severity(self, hours: float) -> float:
+        """How frightening the news is at `hours`: the loudest headline so far, fading."""
+        return max(
+            (
+                n.severity * 0.5 ** ((hours - n.at_hours) / self.news_half_life_hours)
+                for n in self.news
+                if n.at_hours <= hours
+            ),
+            default=0.0,
+        )
+
+
+HOLDINGS = ("platform_token", "affiliate_loan", "less_liquid")
 
 
 class ScenarioError(ValueError):

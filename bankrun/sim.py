@@ -19,6 +19,7 @@ from bankrun.scenario import Scenario
 from bankrun.topics import topic_of
 from services.common.journal import Effects, Partition
 from services.custody import handlers as custody
+from services.matching import handlers as matching
 from services.withdrawal import handlers as saga
 
 Handler = Callable[[ev.Event, Callable[[str], Any]], Effects]
@@ -30,6 +31,7 @@ class InProcessBus:
         default_factory=lambda: {
             "custody": (Partition({}), custody.handle),
             "withdrawal": (Partition({}), saga.handle),
+            "matching": (Partition({}, restore=matching.restore).rebuild(), matching.handle),
         }
     )
     log: list[ev.Event] = field(default_factory=list)

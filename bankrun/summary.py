@@ -36,7 +36,10 @@ class VenueTally:
     dry_at: float | None = None
     halted_at: float | None = None
     mobilized: int = 0
-    fire_sale_losses: int = 0
+    collateral_mark_start: int | None = None
+    fire_sale_proceeds: int = 0
+    fire_sale_mark_value: int = 0
+    fire_sale_units: int = 0
 
     def row(self, venue: str) -> dict[str, Any]:
         finished = self.paid | set(self.rejected) | self.cancelled
@@ -69,7 +72,46 @@ class VenueTally:
             "latency_p50_hours": _quantile(self.latencies, 0.50),
             "latency_p99_hours": _quantile(self.latencies, 0.99),
             "mobilized": self.mobilized,
-            "fire_sale_losses": self.fire_sale_losses,
+            "collateral_mark_start": self.collateral_mark_start,
+            "fire_sale_proceeds": self.fire_sale_proceeds,
+            "fire_sale_mark_value": self.fire_sale_mark_value,
+            "fire_sale_losses": self.fire_sale_mark_value - self.fire_sale_proceeds,
+            "fire_sale_units": self.fire_sale_units,
+        }
+
+
+@dataclass
+class MarketTally:
+    start: int | None = None
+    low: int | None = None
+    low_at: float | None = None
+    low_72h: int | None = None
+    last: int | None = None
+    volume: int = 0
+    notional: int = 0
+
+    def see(self, price: int, at: float) -> None:
+        if self.start is None:
+            self.start = price
+        if self.low is None or price < self.low:
+            self.low, self.low_at = price, at
+        if at <= 72 * HOUR and (self.low_72h is None or price < self.low_72h):
+            self.low_72h = price
+        self.last = price
+
+    def row(self) -> dict[str, Any]:
+        def fall(price: int | None) -> float | None:
+            return None if price is None or not self.start else round(1 - price / self.start, 6)
+
+        return {
+            "start_price": self.start,
+            "low": self.low,
+            "low_at_hours": _hours(self.low_at),
+            "last": self.last,
+            "drawdown_max": fall(self.low),
+            "drawdown_72h": fall(self.low_72h),
+            "traded_base": self.volume,
+            "traded_notional": self.notional,
         }
 
 
@@ -99,13 +141,26 @@ def unique(events: Iterable[ev.Event]) -> list[ev.Event]:
 
 def summarize(events: Iterable[ev.Event], meta: dict[str, Any]) -> dict[str, Any]:
     tallies: dict[str, VenueTally] = {}
+    markets: dict[str, MarketTally] = {}
     for event in unique(events):
+        match event:
+            case ev.BookSnapshot():
+                markets.setdefault(event.market, MarketTally()).see(event.last, event.scenario_time)
+                continue
+            case ev.TradeExecuted():
+                m = markets.setdefault(event.market, MarketTally())
+                m.volume += event.quantity
+                m.notional += event.notional
+                continue
+        if event.venue == ev.MARKET_VENUE:
+            continue
         t = tallies.setdefault(event.venue, VenueTally())
         match event:
             case ev.VenueOpened():
                 t.policy, t.asset = event.policy, event.assets[0]
             case ev.ReserveSnapshot() if t.liabilities_start is None:
                 t.liabilities_start, t.liquid_start = event.liabilities, event.hot
+                t.collateral_mark_start = event.collateral_value
             case ev.WithdrawalRequested():
                 t.requested += 1
                 t.amount_requested += event.amount
@@ -125,9 +180,16 @@ def summarize(events: Iterable[ev.Event], meta: dict[str, Any]) -> dict[str, Any
                 t.halted_at = event.scenario_time
             case ev.MobilizationLanded():
                 t.mobilized += event.proceeds
-                t.fire_sale_losses += event.amount - event.proceeds
+            case ev.FireSaleFilled():
+                t.fire_sale_proceeds += event.proceeds
+                t.fire_sale_mark_value += event.mark_value
+                t.fire_sale_units += event.filled
     venues = {name: t.row(name) for name, t in sorted(tallies.items()) if name != "unknown"}
-    return {**meta, "venues": venues}
+    return {
+        **meta,
+        "venues": venues,
+        "markets": {name: m.row() for name, m in sorted(markets.items())},
+    }
 
 
 def check(events: Iterable[ev.Event]) -> list[str]:

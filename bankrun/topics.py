@@ -41,6 +41,8 @@ class Topic:
             return f"{event.venue}/{event.account}/{event.asset}"
         if isinstance(event, ev.DeadLetter):
             return event.source_topic
+        if self.key == "market":
+            return event.market  # type: ignore[attr-defined]
         return event.venue
 
     def describe(self) -> dict[str, object]:
@@ -92,8 +94,10 @@ CUSTODY_EVENTS = Topic(
         ev.MobilizationLanded,
         ev.BufferDry,
         ev.ReserveSnapshot,
+        ev.FireSaleFilled,
     ),
-    description="Ledger outcomes: reservations, payouts, mobilizations, dry buffer, reserves.",
+    description="Ledger outcomes: reservations, payouts, mobilizations, fire sales, dry "
+    "buffer, reserves.",
 )
 WITHDRAWAL_COMMANDS = Topic(
     "bankrun.withdrawal-commands",
@@ -126,6 +130,37 @@ BALANCES = Topic(
     description="Each customer's latest balance; compacted, it is the gateway's read model.",
     cleanup_policy="compact",
 )
+MARKET_ORDERS = Topic(
+    "bankrun.market-orders",
+    writer="custody (sales), runner (markets, ticks)",
+    readers=("matching",),
+    key="market",
+    event_types=(ev.MarketOpened, ev.OrderPlaced, ev.MarketTick),
+    description="Commands to the order books, one market per key, in the order they apply.",
+)
+MARKET_DATA = Topic(
+    "bankrun.market-data",
+    writer="matching",
+    readers=("operators",),
+    key="market",
+    event_types=(
+        ev.OrderAccepted,
+        ev.OrderRejected,
+        ev.OrderCancelled,
+        ev.TradeExecuted,
+        ev.BookSnapshot,
+    ),
+    description="What every book did: orders accepted, rejected with a reason, cancelled; "
+    "trades; top of book and depth.",
+)
+MARKET_FILLS = Topic(
+    "bankrun.market-fills",
+    writer="matching",
+    readers=("custody",),
+    key="venue",
+    event_types=(ev.OrderDone, ev.PriceMarked),
+    description="To each venue: how its orders ended, and the prices to mark holdings to.",
+)
 DEAD_LETTERS = Topic(
     "bankrun.dead-letters",
     writer="any consumer",
@@ -143,6 +178,9 @@ CATALOGUE: tuple[Topic, ...] = (
     WITHDRAWAL_COMMANDS,
     WITHDRAWAL_EVENTS,
     BALANCES,
+    MARKET_ORDERS,
+    MARKET_DATA,
+    MARKET_FILLS,
     DEAD_LETTERS,
 )
 BY_NAME = {t.name: t for t in CATALOGUE}

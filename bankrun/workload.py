@@ -8,10 +8,11 @@ and ticks to Kafka and has Locust send the same requests through the gateway at 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from bankrun import events as ev
+from bankrun.domain.market import DEFAULT_MARKETS, MarketSpec
 from bankrun.scenario import Scenario, VenueSpec
 
 HOUR = 3600.0
@@ -63,7 +64,11 @@ def customers(scenario: Scenario, venue: VenueSpec) -> list[Customer]:
 
 def genesis(scenario: Scenario, started_at: float, speed: float) -> list[ev.Event]:
     """Venues, their funded customers, then scenario time zero, per venue."""
-    out: list[ev.Event] = []
+    out: list[ev.Event] = [
+        ev.MarketOpened(scenario_time=0, market=m.symbol, spec=m) for m in scenario.markets
+    ]
+    out += market_ticks(scenario, 0.0)  # makers quote before anyone needs them
+    priced = holding_markets(scenario.markets)
     for venue in scenario.venues:
         out.append(
             ev.VenueOpened(
@@ -73,6 +78,7 @@ def genesis(scenario: Scenario, started_at: float, speed: float) -> list[ev.Even
                 params=venue.params,
                 gate=venue.gate.model_dump() if venue.gate else None,
                 assets=(venue.asset,),
+                markets=priced,
             )
         )
         out += [
@@ -96,6 +102,17 @@ def genesis(scenario: Scenario, started_at: float, speed: float) -> list[ev.Even
             )
         )
     return out
+
+
+def holding_markets(markets: Iterable[MarketSpec] = DEFAULT_MARKETS) -> dict[str, ev.HoldingMarket]:
+    """What a venue is told about the markets: which one prices (and buys) each holding."""
+    return {
+        h: ev.HoldingMarket(
+            market=m.symbol, start_price=m.start_price, base_unit=m.base_unit, lot_size=m.lot_size
+        )
+        for m in markets
+        for h in m.backs
+    }
 
 
 def all_hot_venue(venue: str, customers: int, balance: int) -> list[ev.Event]:
@@ -124,12 +141,26 @@ def tick_times(scenario: Scenario) -> list[float]:
     return [k * step for k in range(1, n + 1)]
 
 
-def ticks(scenario: Scenario) -> list[ev.ClockTick]:
+def ticks_at(scenario: Scenario, t: float) -> list[ev.Event]:
+    """Everything the scenario clock says at `t`: markets re-quote and report prices first,
+    then each venue lands what is due and rebalances."""
     return [
-        ev.ClockTick(venue=v.id, scenario_time=t)
-        for t in tick_times(scenario)
-        for v in scenario.venues
+        *market_ticks(scenario, t),
+        *(ev.ClockTick(venue=v.id, scenario_time=t) for v in scenario.venues),
     ]
+
+
+def market_ticks(scenario: Scenario, t: float) -> list[ev.MarketTick]:
+    severity = round(scenario.news_severity(t / HOUR), 6)
+    venues = tuple(v.id for v in scenario.venues)
+    return [
+        ev.MarketTick(scenario_time=t, market=m.symbol, news_severity=severity, mark_venues=venues)
+        for m in scenario.markets
+    ]
+
+
+def ticks(scenario: Scenario) -> list[ev.Event]:
+    return [tick for t in tick_times(scenario) for tick in ticks_at(scenario, t)]
 
 
 def requests(scenario: Scenario) -> list[Request]:

@@ -240,6 +240,29 @@ def land_mobilization(venue: str, asset: str, amount: int, proceeds: int) -> Pos
     return Posting(tuple(lines))
 
 
+def revalue(venue: str, what: Holding, asset: str, delta: int) -> Posting:
+    """Mark a holding to market: its book value moves by `delta`, and so does equity."""
+    if delta == 0:
+        raise InvalidAmount("a revaluation moves something")
+    return Posting((Line(holding(venue, what, asset), delta), Line(equity(venue, asset), -delta)))
+
+
+def realize(venue: str, asset: str, book: int, proceeds: int) -> Posting:
+    """A sale's fills are known: the cash in transit is what it fetched, not its book value;
+    the difference is a loss (or gain) booked against equity now."""
+    if book < 0 or proceeds < 0 or book == proceeds:
+        raise InvalidAmount(f"nothing to realize: book {book}, proceeds {proceeds}")
+    return Posting(
+        (Line(transit(venue, asset), proceeds - book), Line(equity(venue, asset), book - proceeds))
+    )
+
+
+def unwind(venue: str, what: Holding, asset: str, amount: int) -> Posting:
+    """What a sale did not sell goes back to the holding it came from."""
+    _require_positive(amount)
+    return Posting.transfer(holding(venue, what, asset), transit(venue, asset), amount)
+
+
 def apply(balances: MutableMapping[str, int], posting: Posting) -> None:
     for line in posting.lines:
         balances[line.account.key] = balances.get(line.account.key, 0) + line.amount

@@ -21,7 +21,7 @@ import heapq
 from collections import deque
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 
 class Side(StrEnum):
@@ -121,6 +121,30 @@ class OrderBook:
 
     def resting_quantity(self) -> int:
         return sum(sum(v.values()) for v in self.volume.values())
+
+    def resting(self) -> list[tuple[str, str, str, int, int]]:
+        """Every resting order, (id, owner, side, price, remaining), in time priority within
+        each level: enough to rebuild the book exactly."""
+        out = []
+        for side in (Side.BUY, Side.SELL):
+            for price, queue in self.levels[side].items():
+                for order_id in queue:
+                    order = self.orders.get(order_id)
+                    if order is not None and order.price == price and order.side is side:
+                        out.append((order_id, order.owner, side.value, price, order.remaining))
+        return out
+
+    def snapshot(self) -> dict[str, object]:
+        return {"resting": self.resting(), "seen": sorted(self.seen), "last": self.last_price}
+
+    @classmethod
+    def restore(cls, config: MarketConfig, snapshot: dict[str, Any]) -> OrderBook:
+        book = cls(config)
+        for order_id, owner, side, price, remaining in snapshot["resting"]:
+            book._rest(Order(order_id, owner, Side(side), price, remaining))
+        book.seen = set(snapshot["seen"])
+        book.last_price = snapshot["last"]
+        return book
 
     # --- commands ----------------------------------------------------------------------
 

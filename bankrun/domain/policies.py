@@ -5,7 +5,9 @@ so a scenario file with a bad param fails before anything starts, naming the par
 A policy only *decides*: `allocate` says where deposits sit at the start, `on_shortfall` and
 `rebalance` return `Move`s (take this much from that tier or holding; this much cash lands in
 the hot wallet after this many scenario hours). Custody books them; the clock lands them.
-Selling non-cash holdings is a fixed haircut here: the seam where the market plugs in.
+A move from a non-cash holding is a *sale*: custody sends it to the order book as a market
+order (never below `max_slippage_bps` under the last price), and what lands is what it fetched.
+A policy's haircut is only its guess of the discount, used to size the sale.
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ from bankrun.domain.ledger import Totals
 
 Ratio = Field(ge=0, le=1)
 Hours = Field(ge=0, le=24 * 365)
+
+
+def _slippage() -> Any:
+    return Field(1_000.0, gt=0, le=10_000, description="a sale's floor, bps under the last price")
 
 
 @dataclass(frozen=True)
@@ -140,7 +146,8 @@ class Fractional(ReservePolicy):
     class Params(Params):
         liquid_ratio: float = Field(0.1, ge=0, le=1)
         cold_delay_hours: float = Field(72.0, ge=0)
-        haircut: float = Field(0.1, ge=0, lt=1)
+        haircut: float = Field(0.1, ge=0, lt=1, description="expected discount, sizes sales")
+        max_slippage_bps: float = _slippage()
 
     def allocate(self, liabilities: int, segments: dict[str, int]) -> dict[str, int]:
         return {"less_liquid": liabilities - int(liabilities * self.params.liquid_ratio)}
@@ -177,6 +184,7 @@ class Lcr(ReservePolicy):
         target_lcr: float = Field(1.0, gt=0, le=10)
         level2b_share: float = Field(0.2, ge=0, le=1, description="share of HQLA in level 2B")
         cold_delay_hours: float = Field(24.0, ge=0)
+        max_slippage_bps: float = _slippage()
 
     def outflows(self, owed_by_segment: dict[str, int]) -> int:
         rates = self.params.run_off_rates
@@ -228,9 +236,12 @@ class Commingled(ReservePolicy):
         liquid_ratio: float = Field(0.1, ge=0, le=1)
         affiliate_loan_ratio: float = Field(0.6, ge=0, le=1)
         token_collateral_ratio: float = Field(1.0, ge=0, le=10, description="collateral / loan")
-        token_haircut: float = Field(0.9, ge=0, le=1, description="fire-sale discount")
+        token_haircut: float = Field(
+            0.2, ge=0, lt=1, description="expected fire-sale discount, sizes sales"
+        )
         cold_delay_hours: float = Field(24.0, ge=0)
         recall_delay_hours: float = Field(24.0, ge=0)
+        max_slippage_bps: float = _slippage()
 
         @model_validator(mode="after")
         def _fits(self) -> Self:
@@ -246,15 +257,19 @@ class Commingled(ReservePolicy):
 
     def rebalance(self, sheet: Sheet) -> list[Move]:
         """Cold cash first; then recall the affiliate loan, which can only repay by selling
-        the collateral token at a fire-sale discount."""
+        its collateral — the venue's own token — into the market."""
         p = self.params
-        recovery = min(1.0, p.token_collateral_ratio * (1 - p.token_haircut))
         return _draw(
             sheet,
             sheet.uncovered,
             [
                 ("cold", sheet.totals.cold, 0.0, p.cold_delay_hours),
-                ("affiliate_loan", sheet.totals.affiliate_loan, 1 - recovery, p.recall_delay_hours),
+                (
+                    "affiliate_loan",
+                    sheet.totals.affiliate_loan,
+                    p.token_haircut,
+                    p.recall_delay_hours,
+                ),
             ],
         )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -86,19 +87,22 @@ async def create_topics(bootstrap: str, topics: Iterable[Topic] = CATALOGUE) -> 
     return created
 
 
-async def publish(bootstrap: str, events: Iterable[ev.Event]) -> int:
-    """Send events to their catalogue topics and wait until the broker has them all."""
+async def publish(bootstrap: str, events: Iterable[ev.Event]) -> Counter[str]:
+    """Send events to their catalogue topics and wait until the broker has them all; returns
+    how many went to each topic."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
     await producer.start()
     try:
         futures = []
+        sent: Counter[str] = Counter()
         for event in events:
             topic = topic_of(type(event))
             futures.append(
                 await producer.send(topic.name, event.to_bytes(), key=topic.key_of(event).encode())
             )
+            sent[topic.name] += 1
         await asyncio.gather(*futures)
-        return len(futures)
+        return sent
     finally:
         await producer.stop()
 

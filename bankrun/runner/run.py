@@ -14,6 +14,7 @@ import secrets
 import shutil
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -33,10 +34,6 @@ from bankrun.runner.stack import Stack
 from bankrun.scenario import Scenario
 from bankrun.topics import (
     CATALOGUE,
-    CONTROL,
-    CUSTODY_EVENTS,
-    CUSTOMER_REQUESTS,
-    WITHDRAWAL_COMMANDS,
     topic_of,
 )
 
@@ -123,7 +120,7 @@ def run(
             for e in workload.genesis(scenario, 0.0, speed)
             if not isinstance(e, ev.ScenarioStarted)
         ]
-        control_sent = asyncio.run(kafka.publish(stack.bootstrap, before_zero))
+        sent = asyncio.run(kafka.publish(stack.bootstrap, before_zero))
         gateway = httpx.Client(base_url=stack.gateway_url, timeout=10)
         try:
             _wait_for_accounts(gateway, scenario, step)
@@ -134,7 +131,7 @@ def run(
                 for e in workload.genesis(scenario, t0, speed)
                 if isinstance(e, ev.ScenarioStarted)
             ]
-            control_sent += asyncio.run(kafka.publish(stack.bootstrap, zero))
+            sent += asyncio.run(kafka.publish(stack.bootstrap, zero))
             _record_config(run_dir, run_id, speed, t0, stack, bootstrap, users)
             locust = _start_locust(
                 stack, run_dir, plan_path, t0, speed, users, scenario.duration_hours * 3600 / speed
@@ -143,9 +140,9 @@ def run(
                 f"load: {len(plan)} withdrawals from Locust ({users} users), "
                 f"{scenario.duration_hours} h at speed {speed:g}"
             )
-            control_sent += asyncio.run(_clock(stack.bootstrap, scenario, t0, speed, locust, step))
+            sent += asyncio.run(_clock(stack.bootstrap, scenario, t0, speed, locust, step))
             accepted = _wait_for_answers(gateway, scenario, step)
-            wait_until_drained(stack, control_sent, step)
+            wait_until_drained(stack, sent, step)
             if accepted != len(plan):
                 problems.append(
                     f"the gateway accepted {accepted} of {len(plan)} planned "
@@ -254,10 +251,10 @@ async def _clock(
     speed: float,
     locust: ManagedProcess,
     step: Step,
-) -> int:
+) -> Counter[str]:
     """Publish every clock tick at its wall time while Locust delivers the load; returns how
-    many ticks were sent."""
-    sent = 0
+    many ticks went to each topic."""
+    sent: Counter[str] = Counter()
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
     await producer.start()
     try:
@@ -265,11 +262,10 @@ async def _clock(
             delay = t0 + t / speed - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing the scenario clock, not synchronization
-            for venue in scenario.venues:
-                tick = ev.ClockTick(venue=venue.id, scenario_time=t)
-                topic = topic_of(ev.ClockTick)
+            for tick in workload.ticks_at(scenario, t):
+                topic = topic_of(type(tick))
                 await producer.send(topic.name, tick.to_bytes(), key=topic.key_of(tick).encode())
-                sent += 1
+                sent[topic.name] += 1
             step("scenario hours", t / 3600, scenario.duration_hours)
         await producer.flush()
     finally:
@@ -316,28 +312,31 @@ def message_counts(url: str) -> dict[tuple[str, str, str], float]:
     return counts
 
 
-def wait_until_drained(stack: Stack, control_sent: int, step: Step, timeout: float = 120) -> None:
+def wait_until_drained(
+    stack: Stack, runner_sent: Counter[str], step: Step, timeout: float = 120
+) -> None:
     """Every message written to a service's input topics has been consumed by that service.
 
     Counts, not offsets (Tansu's end offsets are not to be trusted): the runner knows what it
-    sent to the control topic; each service reports what it produced and consumed per topic.
+    sent to each topic; each service reports what it produced and consumed per topic.
     Once the load has stopped, equal counts mean the last tick's consequences — landed cash,
     the queue drained, payouts settled — are all in the log.
     """
-    services = ("custody", "withdrawal", "gateway")
+    services = [s for s in stack.services if s in stack.urls]
+    streams = ("custody", "withdrawal", "matching")
 
     def drained() -> bool:
         counts: dict[tuple[str, str, str], float] = {}
         for service in services:
             counts.update(message_counts(stack.urls[service]))
-        produced = {CONTROL.name: float(control_sent)}
+        produced = {topic: float(n) for topic, n in runner_sent.items()}
         for (kind, _, topic), n in counts.items():
             if kind == "produced":
                 produced[topic] = produced.get(topic, 0) + n
         behind = 0.0
-        for topic in (CONTROL, CUSTOMER_REQUESTS, CUSTODY_EVENTS, WITHDRAWAL_COMMANDS):
+        for topic in CATALOGUE:
             for reader in topic.readers:
-                if reader in ("custody", "withdrawal"):
+                if reader in streams and reader in services:
                     got = counts.get(("consumed", reader, topic.name), 0)
                     behind += max(0.0, produced.get(topic.name, 0) - got)
         step("in flight", 0 if behind else 1, 1)

@@ -22,6 +22,7 @@ Progress = Callable[[str], None]
 SERVICES: dict[str, list[str]] = {
     "custody": ["-m", "faust", "-A", "services.custody.app", "worker", "-l", "info"],
     "withdrawal": ["-m", "faust", "-A", "services.withdrawal.app", "worker", "-l", "info"],
+    "matching": ["-m", "faust", "-A", "services.matching.app", "worker", "-l", "info"],
     "gateway": ["-m", "services.gateway"],
 }
 

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from bankrun import events as ev
 from bankrun.topics import BY_NAME, DEAD_LETTERS, FETCH_MAX_WAIT_MS, PARTITIONS, Topic
 from services.common import metrics
-from services.common.journal import Effects, Journal, Partition
+from services.common.journal import Effects, Journal, Partition, Restore
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -100,11 +100,12 @@ def run_service(
     handle: Handler,
     handled: frozenset[str],
     after_commit: AfterCommit | None = None,
+    restore: Restore | None = None,
 ) -> None:
     """Wire the consume loop: one agent over all `inputs`; the journal's records are the one
     changelogged Table, and each partition's state is rebuilt from them in memory."""
     records = app.Table("journal", default=None, partitions=PARTITIONS)
-    journal = Journal(records)
+    journal = Journal(records, restore)
 
     @app.on_partitions_revoked.connect
     def _revoked(sender: Any, revoked: set[Any], **_: Any) -> None:

@@ -104,12 +104,23 @@ def dispatch(handlers: Dispatch, event: Event, lookup: Callable[[str], Any]) -> 
     return effects
 
 
-class Partition:
-    """One partition's state (in memory) and its committed records (durable)."""
+Restore = Callable[["Partition", list[dict[str, Any]]], None]
 
-    def __init__(self, records: MutableMapping[str, Any], number: int = 0):
+
+class Partition:
+    """One partition's state (in memory) and its committed records (durable).
+
+    `restore`, when given, runs after a rebuild with the partition's records in order: for
+    state that is not a dict of values (the matching service's order books), rebuilt from a
+    snapshot and the commands recorded after it.
+    """
+
+    def __init__(
+        self, records: MutableMapping[str, Any], number: int = 0, restore: Restore | None = None
+    ):
         self.records = records
         self.number = number
+        self.restore = restore
         self.state: dict[str, Any] = {}
         self.seq = 0
 
@@ -122,6 +133,8 @@ class Partition:
         for record in mine:
             self._apply(Effects.from_record(record))
         self.seq = mine[-1]["seq"] if mine else 0
+        if self.restore is not None:
+            self.restore(self, mine)
         return self
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -156,14 +169,16 @@ class Partition:
 class Journal:
     """The partitions a worker owns, each rebuilt from the shared records when first used."""
 
-    def __init__(self, records: MutableMapping[str, Any]):
+    def __init__(self, records: MutableMapping[str, Any], restore: Restore | None = None):
         self.records = records
+        self.restore = restore
         self._partitions: dict[int, Partition] = {}
 
     def at(self, partition: int) -> Partition:
         part = self._partitions.get(partition)
         if part is None:
-            part = self._partitions[partition] = Partition(self.records, partition).rebuild()
+            part = Partition(self.records, partition, self.restore).rebuild()
+            self._partitions[partition] = part
         return part
 
     def forget(self, partitions: set[int]) -> None:

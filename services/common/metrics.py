@@ -104,6 +104,47 @@ CONSUMED = Counter(
     "Messages a service took off a topic, whatever became of them",
     ["service", "topic"],
 )
+MARKET_PRICE = Gauge("bankrun_market_price", "Last trade price, quote minor units", ["market"])
+MARKET_DRAWDOWN = Gauge(
+    "bankrun_market_drawdown",
+    "1 - last price / highest price so far (0 calm .. 1 wiped out)",
+    ["market"],
+)
+MARKET_SPREAD = Gauge(
+    "bankrun_market_spread_bps", "Best ask - best bid, in basis points of the mid", ["market"]
+)
+MARKET_DEPTH = Gauge(
+    "bankrun_market_depth_2pct",
+    "Quote minor units resting within 2 % of the mid, by side (bid, ask)",
+    ["market", "side"],
+)
+MARKET_STRESS = Gauge(
+    "bankrun_market_maker_stress", "How frightened the market makers are, 0..1", ["market"]
+)
+TRADED = Counter("bankrun_traded_base_minor_units", "Base minor units traded", ["market"])
+TRADED_NOTIONAL = Counter(
+    "bankrun_traded_notional_minor_units", "Quote minor units traded", ["market"]
+)
+ORDERS = Counter(
+    "bankrun_orders",
+    "Order commands by outcome (accepted, rejected) and reason",
+    ["market", "outcome", "reason"],
+)
+FIRE_SALE_PROCEEDS = Counter(
+    "bankrun_fire_sale_proceeds_minor_units",
+    "Cash a venue's sales of non-cash holdings fetched",
+    [*V, "market"],
+)
+FIRE_SALE_MARK = Counter(
+    "bankrun_fire_sale_mark_value_minor_units",
+    "What the same sold units were worth at the last price before the sale",
+    [*V, "market"],
+)
+FIRE_SALE_SLIPPAGE = Gauge(
+    "bankrun_fire_sale_slippage",
+    "1 - proceeds / mark value of the venue's last fire sale",
+    [*V, "market"],
+)
 HTTP_REQUESTS = Counter(
     "bankrun_gateway_requests",
     "Gateway HTTP requests by route and status code",
@@ -142,3 +183,32 @@ def export_outcome(event: ev.Event, policy: str) -> None:
         case ev.VenueHalted():
             HALTED.labels(event.venue, policy).set(1)
             HALTED_AT.labels(event.venue, policy).set(event.scenario_time / 3600)
+
+
+def export_market(event: ev.Event) -> None:
+    """Market gauges and counters from what the matching service emitted (new events only)."""
+    match event:
+        case ev.BookSnapshot():
+            MARKET_PRICE.labels(event.market).set(event.last)
+            MARKET_DRAWDOWN.labels(event.market).set(1 - event.last / event.peak)
+            if event.spread_bps is not None:
+                MARKET_SPREAD.labels(event.market).set(event.spread_bps)
+            MARKET_DEPTH.labels(event.market, "bid").set(event.bid_depth_2pct)
+            MARKET_DEPTH.labels(event.market, "ask").set(event.ask_depth_2pct)
+            MARKET_STRESS.labels(event.market).set(event.stress)
+        case ev.TradeExecuted():
+            TRADED.labels(event.market).inc(event.quantity)
+            TRADED_NOTIONAL.labels(event.market).inc(event.notional)
+        case ev.OrderAccepted():
+            ORDERS.labels(event.market, "accepted", "none").inc()
+        case ev.OrderRejected():
+            ORDERS.labels(event.market, "rejected", event.reason).inc()
+
+
+def export_fire_sale(event: ev.FireSaleFilled, policy: str) -> None:
+    FIRE_SALE_PROCEEDS.labels(event.venue, policy, event.market).inc(event.proceeds)
+    FIRE_SALE_MARK.labels(event.venue, policy, event.market).inc(event.mark_value)
+    if event.mark_value:
+        FIRE_SALE_SLIPPAGE.labels(event.venue, policy, event.market).set(
+            1 - event.proceeds / event.mark_value
+        )

@@ -40,13 +40,20 @@ def export_metrics(event: ev.Event, effects: Effects, journal: Partition) -> Non
             metrics.BUFFER_DRY_AT.labels(event.venue, policy).set(produced.scenario_time / 3600)
         elif isinstance(produced, ev.MobilizationStarted):
             metrics.MOBILIZED.labels(event.venue, policy, produced.source).inc(produced.amount)
+        elif isinstance(produced, ev.FireSaleFilled):
+            metrics.export_fire_sale(produced, policy)
 
 
 run_service(
     app,
     SERVICE,
     settings,
-    inputs=(topics.CONTROL, topics.CUSTOMER_REQUESTS, topics.WITHDRAWAL_COMMANDS),
+    inputs=(
+        topics.CONTROL,
+        topics.CUSTOMER_REQUESTS,
+        topics.WITHDRAWAL_COMMANDS,
+        topics.MARKET_FILLS,
+    ),
     handle=handlers.handle,
     handled=handlers.HANDLED,
     after_commit=export_metrics,

@@ -41,6 +41,20 @@ def dry_key(venue: str) -> str:
     return f"dry/{venue}"
 
 
+def units_key(venue: str, holding: str) -> str:
+    """Base minor units behind a holding (for the affiliate loan: its collateral)."""
+    return f"units/{venue}/{holding}"
+
+
+def face_key(venue: str) -> str:
+    """What the affiliate still owes: its loan is worth the lesser of this and its collateral."""
+    return f"face/{venue}/affiliate_loan"
+
+
+def price_key(venue: str, market: str) -> str:
+    return f"price/{venue}/{market}"
+
+
 def handle(event: ev.Event, lookup: Lookup) -> Effects:
     return dispatch(_HANDLERS, event, lookup)
 
@@ -54,6 +68,7 @@ def _venue_opened(event: ev.VenueOpened, state: View, effects: Effects) -> None:
             "params": event.params,
             "gate": event.gate,
             "asset": event.assets[0],
+            "markets": {h: m.model_dump() for h, m in event.markets.items()},
         },
     )
 
@@ -85,7 +100,96 @@ def _scenario_started(event: ev.ScenarioStarted, state: View, effects: Effects) 
     for source, amount in placed.items():
         if amount > 0:
             _post(state, ledger.move(event.venue, source, asset, amount))
+            _open_holding(state, event.venue, config, policy, source, amount)
     effects.emit(reserve_snapshot(event, state, policy, asset))
+
+
+def _open_holding(
+    state: View, venue: str, config: dict, policy: ReservePolicy, source: str, amount: int
+) -> None:
+    """A non-cash holding starts at its market's price: so many units of what backs it."""
+    market = config["markets"].get(source)
+    if market is None:
+        if source in ledger.Holding.__members__.values():
+            raise LedgerError(f"no market prices {source} at {venue}")
+        return  # a cash tier
+    ratio = getattr(policy.params, "token_collateral_ratio", 1.0)
+    if source != ledger.Holding.AFFILIATE_LOAN:
+        ratio = 1.0
+    units = int(amount * ratio) * market["base_unit"] // market["start_price"]
+    state.set(units_key(venue, source), units)
+    state.set(price_key(venue, market["market"]), market["start_price"])
+    if source == ledger.Holding.AFFILIATE_LOAN:
+        state.set(face_key(venue), amount)
+
+
+def _price_marked(event: ev.PriceMarked, state: View, effects: Effects) -> None:
+    config = state.get(venue_key(event.venue))
+    if config is None:
+        return
+    state.set(price_key(event.venue, event.market), event.price)
+    _mark_to_market(state, event.venue, config)
+
+
+def _mark_to_market(state: View, venue: str, config: dict) -> None:
+    """Every holding at what its units fetch at the last price (the loan: at most its face)."""
+    asset = config["asset"]
+    for source, market in config["markets"].items():
+        acct = ledger.holding(venue, ledger.Holding(source), asset)
+        book = state.get(acct.key)
+        if book is None:
+            continue
+        delta = _market_value(state, venue, source, market) - book
+        if delta:
+            _post(state, ledger.revalue(venue, ledger.Holding(source), asset, delta))
+
+
+def _market_value(state: View, venue: str, source: str, market: dict) -> int:
+    price = state.get(price_key(venue, market["market"]), market["start_price"])
+    value = state.get(units_key(venue, source), 0) * price // market["base_unit"]
+    if source == ledger.Holding.AFFILIATE_LOAN:
+        value = min(value, state.get(face_key(venue), 0))
+    return value
+
+
+def _order_done(event: ev.OrderDone, state: View, effects: Effects) -> None:
+    """A sale has ended: unsold units go back, the loss is booked, the cash will land."""
+    config = state.get(venue_key(event.venue))
+    mobs = state.get(mobilizations_key(event.venue), [])
+    mob = next((m for m in mobs if m.get("order_id") == event.order_id), None)
+    if config is None or mob is None or mob["proceeds"] is not None:
+        return
+    asset, source = config["asset"], mob["source"]
+    unsold = mob["units"] - event.filled
+    back = mob["amount"] * unsold // mob["units"] if mob["units"] else 0
+    if back:
+        _post(state, ledger.unwind(event.venue, ledger.Holding(source), asset, back))
+    if unsold:
+        _bump(state, units_key(event.venue, source), unsold)
+    sold_book = mob["amount"] - back
+    if sold_book != event.proceeds:
+        _post(state, ledger.realize(event.venue, asset, sold_book, event.proceeds))
+    if source == ledger.Holding.AFFILIATE_LOAN:
+        _bump(
+            state, face_key(event.venue), -min(event.proceeds, state.get(face_key(event.venue), 0))
+        )
+    rest = [m for m in mobs if m is not mob]
+    if event.proceeds:
+        rest.append({**mob, "amount": event.proceeds, "proceeds": event.proceeds})
+    state.set(mobilizations_key(event.venue), rest)
+    effects.emit(
+        event.caused(
+            ev.FireSaleFilled,
+            asset=asset,
+            source=source,
+            market=event.market,
+            units=mob["units"],
+            filled=event.filled,
+            proceeds=event.proceeds,
+            mark_value=mob["mark_value"] * event.filled // mob["units"] if mob["units"] else 0,
+        )
+    )
+    _mark_to_market(state, event.venue, config)
 
 
 def _clock_tick(event: ev.ClockTick, state: View, effects: Effects) -> None:
@@ -95,7 +199,8 @@ def _clock_tick(event: ev.ClockTick, state: View, effects: Effects) -> None:
     asset = config["asset"]
     due, later = [], []
     for mob in state.get(mobilizations_key(event.venue), []):
-        (due if mob["lands_at"] <= event.scenario_time else later).append(mob)
+        landing = mob["lands_at"] <= event.scenario_time and mob["proceeds"] is not None
+        (due if landing else later).append(mob)
     for mob in due:
         _post(state, ledger.land_mobilization(event.venue, asset, mob["amount"], mob["proceeds"]))
         effects.emit(
@@ -194,6 +299,8 @@ _HANDLERS: Dispatch = {
     ev.WithdrawalRequested: _withdrawal_requested,
     ev.PayoutRequested: _payout_requested,
     ev.ReleaseRequested: _release_requested,
+    ev.PriceMarked: _price_marked,
+    ev.OrderDone: _order_done,
 }
 HANDLED = frozenset(cls.model_fields["type"].default for cls in _HANDLERS)
 
@@ -206,32 +313,84 @@ def _policy(config: dict[str, Any]) -> ReservePolicy:
 
 
 def _start(event: ev.Event, state: View, effects: Effects, moves: list[Move], asset: str) -> None:
-    """Book mobilizations: the source is debited now, cash lands on a later clock tick."""
+    """Book mobilizations: the source is debited now, cash lands on a later clock tick.
+
+    Cash tiers land what was taken. A non-cash holding is sold now, by a market order into
+    its book; what the order fetches (known when it is done) is what lands.
+    """
     if not moves:
         return
+    config = state.get(venue_key(event.venue)) or {}
     pending = list(state.get(mobilizations_key(event.venue), []))
     for i, move in enumerate(moves):
-        _post(state, ledger.start_mobilization(state, event.venue, move.source, asset, move.amount))
+        market = config.get("markets", {}).get(move.source)
+        sale = _sale(state, event.venue, move, market) if market else None
+        if market and sale is None:
+            continue  # nothing left to sell
+        amount = sale["amount"] if sale else move.amount
+        _post(state, ledger.start_mobilization(state, event.venue, move.source, asset, amount))
         started = event.caused(
             ev.MobilizationStarted,
             label=f"{i}",
             asset=asset,
             source=move.source,
-            amount=move.amount,
-            proceeds=move.proceeds,
+            amount=amount,
+            proceeds=move.proceeds if sale is None else min(move.proceeds, amount),
             lands_at=event.scenario_time + move.delay_hours * HOUR,
         )
-        pending.append(
-            {
-                "id": str(started.event_id),
-                "source": move.source,
-                "amount": move.amount,
-                "proceeds": move.proceeds,
-                "lands_at": started.lands_at,
-            }
-        )
+        record = {
+            "id": str(started.event_id),
+            "source": move.source,
+            "amount": amount,
+            "proceeds": None if sale else move.proceeds,
+            "lands_at": started.lands_at,
+        }
         effects.emit(started)
+        if sale:
+            order_id = f"{event.venue}.{started.event_id.hex[:16]}"
+            record |= {
+                "order_id": order_id,
+                "units": sale["units"],
+                "mark_value": sale["mark_value"],
+            }
+            _bump(state, units_key(event.venue, move.source), -sale["units"])
+            effects.emit(
+                event.caused(
+                    ev.OrderPlaced,
+                    label=f"{i}",
+                    market=market["market"],
+                    order_id=order_id,
+                    owner=event.venue,
+                    kind="market",
+                    side="sell",
+                    quantity=sale["units"],
+                    max_slippage_bps=sale["max_slippage_bps"],
+                    distressed=state.get(dry_key(event.venue)) is not None,
+                )
+            )
+        pending.append(record)
     state.set(mobilizations_key(event.venue), pending)
+
+
+def _sale(state: View, venue: str, move: Move, market: dict) -> dict | None:
+    """How many units of a holding to sell for `move.amount` of book value, in whole lots."""
+    asset = (state.get(venue_key(venue)) or {}).get("asset", "USD")
+    book = state.get(ledger.holding(venue, ledger.Holding(move.source), asset).key) or 0
+    units = state.get(units_key(venue, move.source), 0)
+    lot = market["lot_size"]
+    if book <= 0 or units < lot:
+        return None
+    want = -(-units * move.amount // book)
+    want = min(-(-want // lot) * lot, units - units % lot)
+    policy = _policy(state.get(venue_key(venue)))
+    return {
+        "units": want,
+        "amount": min(book, book * want // units),
+        "mark_value": want
+        * state.get(price_key(venue, market["market"]), market["start_price"])
+        // market["base_unit"],
+        "max_slippage_bps": getattr(policy.params, "max_slippage_bps", 1_000.0),
+    }
 
 
 def _post(state: View, posting: Posting) -> None:
@@ -293,6 +452,18 @@ def reserve_snapshot(
         waiting=current.waiting,
         lcr=policy.lcr(current),
         dry=state.get(dry_key(event.venue)) is not None,
+        collateral_value=_collateral_value(state, event.venue),
+    )
+
+
+def _collateral_value(state: View, venue: str) -> int:
+    config = state.get(venue_key(venue)) or {}
+    market = config.get("markets", {}).get(ledger.Holding.AFFILIATE_LOAN)
+    if market is None:
+        return 0
+    price = state.get(price_key(venue, market["market"]), market["start_price"])
+    return (
+        state.get(units_key(venue, ledger.Holding.AFFILIATE_LOAN), 0) * price // market["base_unit"]
     )
 
 

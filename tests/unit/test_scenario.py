@@ -25,7 +25,12 @@ def test_shipped_scenarios_load():
 
 def test_a_good_file_loads_with_policy_defaults_filled_in():
     spec = scenario.parse(GOOD)
-    assert spec.venues[0].params == {"liquid_ratio": 0.2, "cold_delay_hours": 72.0, "haircut": 0.1}
+    assert spec.venues[0].params == {
+        "liquid_ratio": 0.2,
+        "cold_delay_hours": 72.0,
+        "haircut": 0.1,
+        "max_slippage_bps": 1000.0,
+    }
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,7 @@ class TestQueueAndCancel:
                 scenario_time=0,
                 policy="fractional",
                 params={"liquid_ratio": 0.1, "cold_delay_hours": 1000},
+                markets=workload.holding_markets(),
             )
         )
         for who in ("whale-1", "minnow-1"):
