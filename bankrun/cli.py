@@ -303,12 +303,30 @@ def bench_ledger(
 
 @bench_app.command("matching")
 def bench_matching(
-    orders: Annotated[int, typer.Option(help="orders in the timed mix")] = 200_000,
+    orders: Annotated[int, typer.Option(help="orders in the timed mix of the pure core")] = 200_000,
+    e2e: Annotated[
+        bool, typer.Option("--e2e/--no-e2e", help="also run the mix through the matching service")
+    ] = True,
+    e2e_orders: Annotated[
+        int, typer.Option(help="orders through the matching service on the embedded broker")
+    ] = 30_000,
+    markets: Annotated[int, typer.Option(help="markets (spread over partitions)")] = 4,
+    output: Annotated[Path | None, typer.Option(help="also write the figures as JSON")] = None,
 ) -> None:
-    """Orders per second of the pure order book at 10^5 and 10^6 resting orders."""
+    """Orders per second of the pure order book at 10^5 and 10^6 resting orders, and end to end
+    through the matching service vs. the raw broker in the same run."""
     from bankrun.bench.matching import run_matching_bench
 
-    _print_figures("order book (pure core, one core)", run_matching_bench(orders=orders))
+    if e2e:
+        _terminate_as_interrupt()
+    figures = run_matching_bench(
+        orders=orders, e2e_orders=e2e_orders if e2e else 0, markets=markets, console=console
+    )
+    _print_figures("order book (pure core, one core)", figures["core"])
+    if "e2e" in figures:
+        _print_figures("orders through the matching service (embedded stack)", figures["e2e"])
+    if output:
+        output.write_text(json.dumps(figures, indent=2))
 
 
 @bench_app.command("withdrawals")

@@ -123,12 +123,13 @@ class OrderBook:
         return sum(sum(v.values()) for v in self.volume.values())
 
     def resting(self) -> list[tuple[str, str, str, int, int]]:
-        """Every resting order, (id, owner, side, price, remaining), in time priority within
-        each level: enough to rebuild the book exactly."""
+        """Every resting order, (id, owner, side, price, remaining): best price first, then
+        time priority within each level — enough to rebuild the book exactly."""
         out = []
         for side in (Side.BUY, Side.SELL):
-            for price, queue in self.levels[side].items():
-                for order_id in queue:
+            levels = self.levels[side]
+            for price in sorted(levels, reverse=side is Side.BUY):
+                for order_id in levels[price]:
                     order = self.orders.get(order_id)
                     if order is not None and order.price == price and order.side is side:
                         out.append((order_id, order.owner, side.value, price, order.remaining))
