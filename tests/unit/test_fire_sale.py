@@ -26,7 +26,7 @@ def test_the_token_falls_at_least_75_percent_within_72_hours(spiral):
 
 def test_the_commingled_venue_recovers_far_less_than_the_collateral_was_marked_at(spiral):
     venue = spiral["venues"]["commingled"]
-    assert abs(venue["collateral_mark_start"] - 600_000_000) < 2_200  # 60 % of deposits, whole tokens
+    assert abs(venue["collateral_mark_start"] - 600_000_000) < 2_200  # 60 % of deposits
     assert 0 < venue["fire_sale_proceeds"] < 0.25 * venue["collateral_mark_start"]
     assert venue["fire_sale_proceeds"] < venue["fire_sale_mark_value"]  # slippage is real
     assert venue["dry_at_hours"] is not None
