@@ -8,6 +8,7 @@ Deterministic: the same inputs in the same order give the same books and the sam
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ from bankrun.domain.market import Market
 from bankrun.domain.orderbook import Accepted, Cancelled, Rejected, Result, Side, Trade
 from services.common.journal import Effects, Partition
 
+log = logging.getLogger(__name__)
 ENGINE = "books"  # in memory only: symbol -> Market, rebuilt by `restore`
 APPLIED = "applied"
 SNAPSHOT_EVERY = 1_000
@@ -51,6 +53,14 @@ def restore(partition: Partition, records: list[dict[str, Any]]) -> None:
         if recorded is not None:
             apply(markets, ev.from_dict(recorded))
     partition.state[ENGINE] = markets
+    if records:
+        log.info(
+            "partition %s: books %s rebuilt from %d records (replayed %d after the snapshot)",
+            partition.number,
+            sorted(markets),
+            len(records),
+            len(records) - start,
+        )
 
 
 def apply(markets: Markets, event: ev.Event) -> list[ev.Event]:
