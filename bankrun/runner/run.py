@@ -154,6 +154,7 @@ def run(
         progress("exporting the event log")
         export_events(stack.bootstrap, run_dir / "events.jsonl")
         dry_scrapes = prometheus_dry_lags(stack, summary.read_log(run_dir / "events.jsonl"))
+        market_prices = prometheus_market_prices(stack)
     meta = {
         "scenario": scenario.name,
         "mode": "run",
@@ -162,6 +163,7 @@ def run(
         "wall_seconds": round(time.time() - started, 2),
         "planned_requests": len(plan),
         "prometheus_buffer_dry": dry_scrapes,
+        "prometheus_market_price": market_prices,
     }
     shutil.rmtree(run_dir / "state", ignore_errors=True)
     return _finish(run_id, run_dir, meta, problems)
@@ -361,6 +363,14 @@ def prometheus_dry_lags(stack: Stack, log: list[ev.Event]) -> dict[str, dict[str
             first = min(ones)
             out[event.venue] = {"event_wall": at, "first_scrape": first, "lag_s": first - at}
     return out
+
+
+def prometheus_market_prices(stack: Stack) -> dict[str, float]:
+    """The last `bankrun_market_price` Prometheus scraped for each market: the summary's
+    `last` price, if the metric means what it says."""
+    selector = f'bankrun_market_price{{run_id="{stack.run_id}"}}'
+    rows = query(stack.prometheus_url, f"last_over_time({selector}[1h])")
+    return {r["metric"]["market"]: float(r["value"][1]) for r in rows}
 
 
 def export_events(bootstrap: str, path: Path) -> int:

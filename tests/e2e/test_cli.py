@@ -59,6 +59,11 @@ def test_run_on_the_stack_meets_the_arithmetic_and_prometheus_agrees(tmp_path):
     for venue, lag in lags.items():
         assert -0.05 <= lag["lag_s"] <= 1.0 + 0.1, (venue, lag)
 
+    # the matching service ran: every market's last price, as scraped, is the log's
+    markets = summary["markets"]
+    assert set(markets) == {"PLATFORM/USD", "BTC/USD", "ILLIQ/USD"}
+    assert summary["prometheus_market_price"] == {m: row["last"] for m, row in markets.items()}
+
     verified = subprocess.run(bankrun("verify", str(run_dir)), capture_output=True, text=True)
     assert verified.returncode == 0, verified.stdout
     for name in (
@@ -90,6 +95,11 @@ def test_sim_writes_the_same_kind_of_run_folder(tmp_path):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["mode"] == "sim"
     assert summary["venues"]["frac-10"]["dry_at_hours"] == 10.0
+    # the matching service ran: every market's last price, as scraped, is the log's
+    markets = summary["markets"]
+    assert set(markets) == {"PLATFORM/USD", "BTC/USD", "ILLIQ/USD"}
+    assert summary["prometheus_market_price"] == {m: row["last"] for m, row in markets.items()}
+
     verified = subprocess.run(bankrun("verify", str(run_dir)), capture_output=True, text=True)
     assert verified.returncode == 0, verified.stdout
 
