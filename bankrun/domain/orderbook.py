@@ -18,10 +18,13 @@ lazily, when it reaches the front).
 from __future__ import annotations
 
 import heapq
-from collections import deque
+from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
+
+
+SEEN_WINDOW = 10_000  # recent order ids remembered for duplicate detection
 
 
 class Side(StrEnum):
@@ -96,7 +99,9 @@ class OrderBook:
     )
     _bid_prices: list[int] = field(default_factory=list)  # negated: a max-heap
     _ask_prices: list[int] = field(default_factory=list)
-    seen: set[str] = field(default_factory=set)
+    # ids of recent orders, oldest first: an id is refused while it is resting or among the
+    # last SEEN_WINDOW ids, so memory and snapshots stay bounded however long a book lives
+    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     last_price: int | None = None
 
     # --- reads -------------------------------------------------------------------------
@@ -136,14 +141,14 @@ class OrderBook:
         return out
 
     def snapshot(self) -> dict[str, object]:
-        return {"resting": self.resting(), "seen": sorted(self.seen), "last": self.last_price}
+        return {"resting": self.resting(), "seen": list(self.seen), "last": self.last_price}
 
     @classmethod
     def restore(cls, config: MarketConfig, snapshot: dict[str, Any]) -> OrderBook:
         book = cls(config)
         for order_id, owner, side, price, remaining in snapshot["resting"]:
             book._rest(Order(order_id, owner, Side(side), price, remaining))
-        book.seen = set(snapshot["seen"])
+        book.seen = OrderedDict.fromkeys(snapshot["seen"])
         book.last_price = snapshot["last"]
         return book
 
@@ -176,7 +181,7 @@ class OrderBook:
     # --- internals ---------------------------------------------------------------------
 
     def _check_new(self, order_id: str, quantity: int) -> str | None:
-        if order_id in self.seen:
+        if order_id in self.seen or order_id in self.orders:
             return "duplicate_order_id"
         if type(quantity) is not int or quantity <= 0:
             return "invalid_quantity"
@@ -194,7 +199,10 @@ class OrderBook:
     def _match(
         self, order_id: str, owner: str, side: Side, quantity: int, limit: int, rest: bool
     ) -> list[Result]:
-        self.seen.add(order_id)
+        seen = self.seen
+        seen[order_id] = None
+        if len(seen) > SEEN_WINDOW:
+            seen.popitem(last=False)
         out: list[Result] = [Accepted(order_id, 0)]
         left = quantity
         buying = side is Side.BUY
