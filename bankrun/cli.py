@@ -263,7 +263,26 @@ def _print_summary(summary: dict) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    for venue, v in summary["venues"].items():
+        if v.get("fire_sale_mark_value"):
+            start = v.get("collateral_mark_start")
+            console.print(
+                f"fire sales: {venue} got {_money(v['fire_sale_proceeds'])}, "
+                f"{v['fire_sale_proceeds'] / v['fire_sale_mark_value']:.0%} of the last price"
+                + (f"; its loan's collateral was {_money(start)} at the start" if start else "")
+            )
+    for market, m in summary.get("markets", {}).items():
+        if m["traded_base"] and m["start_price"]:
+            console.print(
+                f"market: {market} {_money(m['start_price'])} -> low {_money(m['low'])} "
+                f"(-{m['drawdown_max']:.0%}) at {_num(m['low_at_hours'])} h"
+            )
     console.print(f"wall time: {summary['wall_seconds']} s")
+
+
+def _money(minor: int) -> str:
+    """Quote minor units (cents) as dollars."""
+    return f"${minor / 100:,.2f}"
 
 
 def _num(value: float | None) -> str:

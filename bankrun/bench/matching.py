@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import gc
+import math
 import random
 import tempfile
 import time

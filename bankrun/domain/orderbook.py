@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-
 SEEN_WINDOW = 10_000  # recent order ids remembered for duplicate detection
 
 
