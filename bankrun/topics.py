@@ -192,3 +192,26 @@ def topic_of(event_type: type[ev.Event]) -> Topic:
         if event_type in topic.event_types:
             return topic
     raise KeyError(f"{event_type.__name__} is on no topic")
+
+
+def partition_of(key: str, partitions: int = PARTITIONS) -> int:
+    """The partition Kafka's default partitioner gives `key`."""
+    from aiokafka.partitioner import murmur2
+
+    return (murmur2(key.encode()) & 0x7FFFFFFF) % partitions
+
+
+def spread_keys(n: int, template: str, partitions: int = PARTITIONS) -> list[str]:
+    """`n` keys made from `template` (with `{}` for a counter) that land on different partitions,
+    as far as there are any: the benchmarks spread their venues and markets with it."""
+    names: list[str] = []
+    used: set[int] = set()
+    k = 0
+    while len(names) < n:
+        name = template.format(k)
+        part = partition_of(name, partitions)
+        if part not in used or len(used) == partitions:
+            names.append(name)
+            used.add(part)
+        k += 1
+    return names

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka.partitioner import murmur2
 from rich.console import Console
 from rich.progress import Progress
 
@@ -33,7 +32,14 @@ from bankrun.runner import kafka
 from bankrun.runner.processes import wait_until
 from bankrun.runner.run import message_counts
 from bankrun.runner.stack import Stack
-from bankrun.topics import DEAD_LETTERS, MARKET_DATA, MARKET_FILLS, MARKET_ORDERS, PARTITIONS
+from bankrun.topics import (
+    DEAD_LETTERS,
+    MARKET_DATA,
+    MARKET_FILLS,
+    MARKET_ORDERS,
+    partition_of,
+    spread_keys,
+)
 
 CONFIG = MarketConfig("BTC/USD", tick_size=1, lot_size=1)
 MID = 1_000_000
@@ -143,19 +149,8 @@ def _growth(small: int, big: int, small_rate: float, big_rate: float) -> dict[st
 # --- end to end through the matching service ----------------------------------------------
 
 
-def spread_markets(n: int, partitions: int = PARTITIONS) -> list[str]:
-    """`n` market symbols whose keys land on different partitions (as far as there are any)."""
-    names: list[str] = []
-    used: set[int] = set()
-    k = 0
-    while len(names) < n:
-        name = f"BENCH{k}/USD"
-        part = (murmur2(name.encode()) & 0x7FFFFFFF) % partitions
-        if part not in used or len(used) == partitions:
-            names.append(name)
-            used.add(part)
-        k += 1
-    return names
+def spread_markets(n: int) -> list[str]:
+    return spread_keys(n, "BENCH{}/USD")
 
 
 def market_spec(symbol: str) -> MarketSpec:
@@ -193,26 +188,22 @@ def workload(
             **fields,
         )
 
+    def limit(symbol: str, order_id: str, owner: str, side: str, price: int) -> ev.OrderPlaced:
+        """A limit order, remembered so a later cancel can name it with its owner."""
+        ids[symbol].append(order_id)
+        owners[symbol][order_id] = owner
+        quantity = rng.randint(1, 20)
+        return place(
+            symbol, order_id, owner, kind="limit", side=side, price=price, quantity=quantity
+        )
+
     for symbol in symbols:
         warm.append(ev.MarketOpened(scenario_time=0, market=symbol, spec=market_spec(symbol)))
         for i in range(resting):
             side = "buy" if i % 2 else "sell"
             offset = rng.randint(1, E2E_BAND)
             price = MID - offset if side == "buy" else MID + offset
-            oid, owner = f"r{i}", f"mm-{i % 50}"
-            warm.append(
-                place(
-                    symbol,
-                    oid,
-                    owner,
-                    kind="limit",
-                    side=side,
-                    price=price,
-                    quantity=rng.randint(1, 20),
-                )
-            )
-            ids[symbol].append(oid)
-            owners[symbol][oid] = owner
+            warm.append(limit(symbol, f"r{i}", f"mm-{i % 50}", side, price))
     timed: list[ev.Event] = []
     for n in range(orders):
         symbol = symbols[n % len(symbols)]
@@ -222,20 +213,7 @@ def workload(
         if roll < 0.7:
             offset = rng.randint(-5, E2E_BAND)  # mostly passive, some crossing the spread
             price = MID - offset if side == "buy" else MID + offset
-            oid = f"n{n}"
-            timed.append(
-                place(
-                    symbol,
-                    oid,
-                    owner,
-                    kind="limit",
-                    side=side,
-                    price=price,
-                    quantity=rng.randint(1, 20),
-                )
-            )
-            ids[symbol].append(oid)
-            owners[symbol][oid] = owner
+            timed.append(limit(symbol, f"n{n}", owner, side, price))
         elif roll < 0.9 and ids[symbol]:
             target = ids[symbol][rng.randrange(len(ids[symbol]))]
             timed.append(place(symbol, target, owners[symbol][target], kind="cancel"))
@@ -277,7 +255,7 @@ def e2e_figures(
             elapsed, consumed = _through_service(stack, timed, "orders consumed", console)
             produced = {t: n - before.get(t, 0) for t, n in _produced(stack).items()}
     rate = orders / elapsed
-    partitions = {(murmur2(s.encode()) & 0x7FFFFFFF) % PARTITIONS for s in symbols}
+    partitions = {partition_of(s) for s in symbols}
     return {
         "workload": WORKLOAD,
         "orders": orders,

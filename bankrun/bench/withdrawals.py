@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka.partitioner import murmur2
 from rich.console import Console
 from rich.progress import Progress
 
@@ -22,23 +21,12 @@ from bankrun.bench.broker import measure_broker
 from bankrun.runner import kafka
 from bankrun.runner.processes import wait_until
 from bankrun.runner.stack import Stack
-from bankrun.topics import PARTITIONS, WITHDRAWAL_EVENTS
+from bankrun.topics import WITHDRAWAL_EVENTS, spread_keys
 from bankrun.workload import all_hot_venue
 
 
-def spread_venues(n: int, partitions: int = PARTITIONS) -> list[str]:
-    """`n` venue ids whose keys land on different partitions (as far as there are any)."""
-    names: list[str] = []
-    used: set[int] = set()
-    k = 0
-    while len(names) < n:
-        name = f"bench-{k}"
-        part = (murmur2(name.encode()) & 0x7FFFFFFF) % partitions
-        if part not in used or len(used) == partitions:
-            names.append(name)
-            used.add(part)
-        k += 1
-    return names
+def spread_venues(n: int) -> list[str]:
+    return spread_keys(n, "bench-{}")
 
 
 def run_withdrawals_bench(
