@@ -199,6 +199,6 @@ class TestBadRequests:
 
 def test_stopping_the_stack_leaves_no_process(stack):
     pids = stack.pids()
-    assert len(pids) == 5  # broker, custody, withdrawal, gateway, prometheus
+    assert len(pids) == 6  # broker, custody, withdrawal, matching, gateway, prometheus
     stack.stop()
     assert [pid for pid in pids if group_alive(pid)] == []
