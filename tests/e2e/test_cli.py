@@ -138,6 +138,7 @@ def test_ctrl_c_on_up_stops_every_process_and_keeps_the_logs(tmp_path):
             stderr=subprocess.STDOUT,
             env={**os.environ, "COLUMNS": "200"},
         )
+    pids: dict[str, int] = {}
     try:
         wait_until(
             lambda: "Ctrl-C stops everything" in out.read_text(),
@@ -150,9 +151,16 @@ def test_ctrl_c_on_up_stops_every_process_and_keeps_the_logs(tmp_path):
         assert set(pids) == {"broker", "custody", "withdrawal", "matching", "gateway", "prometheus"}
         up.send_signal(signal.SIGINT)
         assert up.wait(60) == 0, out.read_text()
-    finally:
+    finally:  # whatever failed above, leave nothing running
         if up.poll() is None:
-            up.kill()
-    assert [n for n, pid in pids.items() if group_alive(pid)] == []
+            up.send_signal(signal.SIGINT)
+            try:
+                up.wait(60)
+            except subprocess.TimeoutExpired:
+                up.kill()
+        left = [n for n, pid in pids.items() if group_alive(pid)]
+        for name in left:
+            os.killpg(pids[name], signal.SIGKILL)
+    assert left == []
     assert (run_dir / "logs" / "custody.log").stat().st_size > 0
     assert "stopped; logs kept" in out.read_text()
