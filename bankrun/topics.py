@@ -141,7 +141,7 @@ MARKET_ORDERS = Topic(
 MARKET_DATA = Topic(
     "bankrun.market-data",
     writer="matching",
-    readers=("operators",),
+    readers=("gateway", "operators"),
     key="market",
     event_types=(
         ev.OrderAccepted,

@@ -24,7 +24,14 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bankrun import events as ev
 from bankrun.domain.money import AssetCode
-from bankrun.topics import BALANCES, CONTROL, FETCH_MAX_WAIT_MS, WITHDRAWAL_EVENTS, topic_of
+from bankrun.topics import (
+    BALANCES,
+    CONTROL,
+    FETCH_MAX_WAIT_MS,
+    MARKET_DATA,
+    WITHDRAWAL_EVENTS,
+    topic_of,
+)
 from services.common import metrics
 from services.common.settings import ServiceSettings
 from services.gateway.readmodel import ReadModel
@@ -85,7 +92,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def _follow(consumer: AIOKafkaConsumer) -> None:
     """Fold venues, balances and outcomes into the read model, from the start of the log."""
     partitions = []
-    for topic in (CONTROL, BALANCES, WITHDRAWAL_EVENTS):
+    for topic in (CONTROL, BALANCES, WITHDRAWAL_EVENTS, MARKET_DATA):
         partitions += [TopicPartition(topic.name, p) for p in range(topic.partitions)]
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
@@ -94,6 +101,8 @@ async def _follow(consumer: AIOKafkaConsumer) -> None:
         batches = await consumer.getmany(timeout_ms=500, max_records=5000)
         for records in batches.values():
             for record in records:
+                if record.topic == MARKET_DATA.name and b'"book.snapshot"' not in record.value:
+                    continue  # orders and trades: not the gateway's business, not decoded
                 try:
                     model.apply(ev.decode(record.value))
                 except ValidationError:
@@ -294,6 +303,21 @@ async def venues() -> dict[str, Any]:
             for v, p in sorted(model.venues.items())
         ]
     }
+
+
+@app.get("/markets")
+async def markets() -> dict[str, Any]:
+    """Every market's last price and top of book (quote minor units per whole base unit)."""
+    return {"markets": [model.markets[m] for m in sorted(model.markets)]}
+
+
+@app.get("/markets/{base}/{quote}")
+async def market(base: str, quote: str) -> dict[str, Any]:
+    """One market, e.g. `/markets/PLATFORM/USD`: what a worried customer checks."""
+    found = model.markets.get(f"{base}/{quote}")
+    if found is None:
+        raise HTTPException(404, f"no market {base}/{quote}")
+    return found
 
 
 @app.get("/ready")

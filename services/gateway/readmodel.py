@@ -20,6 +20,7 @@ class ReadModel:
     accounts: dict[str, int] = field(default_factory=dict)  # venue -> accounts known
     balances: dict[tuple[str, str, str], int] = field(default_factory=dict)
     withdrawals: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    markets: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol -> top of book
     applied: int = 0
 
     def apply(self, event: ev.Event) -> None:
@@ -30,6 +31,20 @@ class ReadModel:
                 self.clocks[event.venue] = ScenarioClock(event.started_at, event.speed)
             case ev.VenueHalted():
                 self.halted[event.venue] = event.scenario_time
+            case ev.BookSnapshot():
+                self.markets[event.market] = {
+                    "market": event.market,
+                    "price": event.last,
+                    "peak": event.peak,
+                    "drawdown": round(1 - event.last / event.peak, 6),
+                    "best_bid": event.best_bid,
+                    "best_ask": event.best_ask,
+                    "spread_bps": event.spread_bps,
+                    "bid_depth_2pct": event.bid_depth_2pct,
+                    "ask_depth_2pct": event.ask_depth_2pct,
+                    "stress": event.stress,
+                    "scenario_time": event.scenario_time,
+                }
             case ev.WithdrawalQueued():
                 self.withdrawals[(event.venue, event.request_id)] = self._status(
                     event, "queued", None, None

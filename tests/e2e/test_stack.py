@@ -197,6 +197,31 @@ class TestBadRequests:
         assert reply.status_code == 409
 
 
+def test_the_gateway_serves_the_token_price_from_the_matching_service(stack, api):
+    """A market opened and ticked through Kafka: the matching service quotes it, the gateway
+    folds its book snapshots, and a customer can read the price; an unknown market is 404."""
+    from bankrun.domain.market import DEFAULT_MARKETS
+
+    token = DEFAULT_MARKETS[0]
+    asyncio.run(
+        kafka.publish(
+            stack.bootstrap,
+            [
+                ev.MarketOpened(scenario_time=0, market=token.symbol, spec=token),
+                ev.MarketTick(scenario_time=0, market=token.symbol, news_severity=0.5),
+            ],
+        )
+    )
+    body = eventually(
+        api, "/markets/PLATFORM/USD", lambda b: b["best_bid"] is not None, "token quoted"
+    )
+    assert body["price"] == token.start_price
+    assert body["best_bid"] < token.start_price < body["best_ask"]
+    assert body["stress"] >= 0.5
+    assert [m["market"] for m in api.get("/markets").json()["markets"]] == ["PLATFORM/USD"]
+    assert api.get("/markets/NOPE/USD").status_code == 404
+
+
 def test_stopping_the_stack_leaves_no_process(stack):
     pids = stack.pids()
     assert len(pids) == 6  # broker, custody, withdrawal, matching, gateway, prometheus
