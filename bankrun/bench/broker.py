@@ -14,13 +14,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from rich.console import Console
 from rich.progress import Progress
 
-from bankrun.runner.kafka import embedded_broker
-from bankrun.topics import FETCH_MAX_WAIT_MS
+from bankrun.runner.kafka import embedded_broker, log_reader
 
 
 def run_broker_bench(
@@ -76,12 +75,7 @@ async def measure_broker(
             bar.update(task, completed=messages)
 
             task = bar.add_task("consume", total=messages)
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=bootstrap,
-                group_id=None,
-                enable_auto_commit=False,
-                max_partition_fetch_bytes=4 << 20,
-            )
+            consumer = log_reader(bootstrap, 500, max_partition_fetch_bytes=4 << 20)
             await consumer.start()
             tp = TopicPartition(topic, 0)
             consumer.assign([tp])
@@ -121,12 +115,7 @@ async def _round_trips(
     """Produce one message, wait until a consumer has it; repeat. Same fetch wait as services."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
     await producer.start()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-    )
+    consumer = log_reader(bootstrap)
     await consumer.start()
     tp = TopicPartition(topic, 0)
     consumer.assign([tp])

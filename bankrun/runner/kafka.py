@@ -16,7 +16,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from bankrun import events as ev
 from bankrun.runner.processes import ManagedProcess, free_port, tcp_open
-from bankrun.topics import CATALOGUE, Topic, topic_of
+from bankrun.topics import CATALOGUE, FETCH_MAX_WAIT_MS, Topic, topic_of
 
 
 def tansu_binary() -> str:
@@ -107,18 +107,27 @@ async def publish(bootstrap: str, events: Iterable[ev.Event]) -> Counter[str]:
         await producer.stop()
 
 
+def log_reader(
+    bootstrap: str, fetch_max_wait_ms: int = FETCH_MAX_WAIT_MS, **extra: Any
+) -> AIOKafkaConsumer:
+    """A consumer outside any group that commits nothing: for reading a log from where it is
+    told to (start it, assign partitions, seek)."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        **extra,
+    )
+
+
 async def read_topic(bootstrap: str, topic: Topic, idle_ms: int = 1000) -> list[dict[str, Any]]:
     """Every record of `topic`, read until the broker returns an empty fetch on every partition.
 
     Never trusts end_offsets (Tansu under-reports it for batched data); call it once the
     writers are stopped, so an empty fetch really means the end of the log.
     """
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        group_id=None,
-        fetch_max_wait_ms=idle_ms,
-    )
+    consumer = log_reader(bootstrap, idle_ms)
     await consumer.start()
     out: list[dict[str, Any]] = []
     try:

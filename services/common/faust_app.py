@@ -14,12 +14,13 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer, TopicPartition
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from prometheus_client import generate_latest
 from pydantic import ValidationError
 
 from bankrun import events as ev
+from bankrun.runner.kafka import log_reader
 from bankrun.topics import BY_NAME, DEAD_LETTERS, FETCH_MAX_WAIT_MS, PARTITIONS, Topic
 from services.common import metrics
 from services.common.journal import Effects, Journal, Partition, Restore
@@ -183,12 +184,7 @@ async def _read_changelog_tail(
         await producer.send_and_wait(topic, None, key=marker, partition=partition)
     finally:
         await producer.stop()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-    )
+    consumer = log_reader(bootstrap)
     await consumer.start()
     found = 0
     try:

@@ -24,10 +24,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bankrun import events as ev
 from bankrun.domain.money import AssetCode
+from bankrun.runner.kafka import log_reader
 from bankrun.topics import (
     BALANCES,
     CONTROL,
-    FETCH_MAX_WAIT_MS,
     MARKET_DATA,
     WITHDRAWAL_EVENTS,
     topic_of,
@@ -69,12 +69,7 @@ class Accepted(BaseModel):
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=1)
     await producer.start()
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
-        enable_auto_commit=False,
-        group_id=None,
-        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
-    )
+    consumer = log_reader(settings.bootstrap)
     await consumer.start()
     follower = asyncio.create_task(_follow(consumer))
     _state["producer"] = producer
