@@ -120,8 +120,8 @@ class OrderBook:
     def depth(self, side: Side, levels: int = 10) -> list[tuple[int, int]]:
         """(price, quantity) of the best `levels` price levels on one side."""
         volume = self.volume[side]
-        prices = sorted((p for p, q in volume.items() if q > 0), reverse=side is Side.BUY)
-        return [(p, volume[p]) for p in prices[:levels]]
+        pick = heapq.nlargest if side is Side.BUY else heapq.nsmallest
+        return [(p, volume[p]) for p in pick(levels, (p for p, q in volume.items() if q > 0))]
 
     def resting_quantity(self) -> int:
         return sum(sum(v.values()) for v in self.volume.values())
