@@ -101,6 +101,17 @@ class Scenario(_Strict):
     )
     load: ConstantLoad
 
+    @model_validator(mode="before")
+    @classmethod
+    def _load_model_available(cls, data: Any) -> Any:
+        load = data.get("load") if isinstance(data, dict) else None
+        if isinstance(load, dict) and load.get("model") == "panic":
+            raise ValueError(
+                "load.model: 'panic' is not available yet (its core is bankrun/domain/panic.py; "
+                "the Locust wiring is still to come); use 'constant'"
+            )
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         ids = [v.id for v in self.venues]
