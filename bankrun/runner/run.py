@@ -143,6 +143,7 @@ def run(
             sent += asyncio.run(_clock(stack.bootstrap, scenario, t0, speed, locust, step))
             accepted = _wait_for_answers(gateway, scenario, step)
             wait_until_drained(stack, sent, step)
+            wait_for_scrape(stack, after=time.time())
             if accepted != len(plan):
                 problems.append(
                     f"the gateway accepted {accepted} of {len(plan)} planned "
@@ -363,6 +364,20 @@ def prometheus_dry_lags(stack: Stack, log: list[ev.Event]) -> dict[str, dict[str
             first = min(ones)
             out[event.venue] = {"event_wall": at, "first_scrape": first, "lag_s": first - at}
     return out
+
+
+def wait_for_scrape(stack: Stack, after: float, timeout: float = 30) -> None:
+    """Prometheus has scraped every service since `after`: the gauges it keeps for the run
+    include the last events, not a second before them."""
+    if "prometheus" not in stack.urls:
+        return
+    selector = f'up{{run_id="{stack.run_id}"}}'
+
+    def scraped() -> bool:
+        rows = query(stack.prometheus_url, f"timestamp({selector})")
+        return bool(rows) and min(float(r["value"][1]) for r in rows) > after
+
+    wait_until(scraped, timeout, "a Prometheus scrape after the last event", interval=0.2)
 
 
 def prometheus_market_prices(stack: Stack) -> dict[str, float]:
