@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 from types import FrameType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich import box
@@ -21,6 +21,10 @@ from bankrun import schemas as schema_files
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks, each against a baseline.")
 app.add_typer(bench_app, name="bench")
+
+if TYPE_CHECKING:
+    from bankrun.scenario import Scenario
+
 console = Console()
 
 DEFAULT_SCENARIO = "policies-48h"
@@ -94,7 +98,7 @@ def up(
     console.print(f"stopped; logs kept in {stack.log_dir}")
 
 
-def _load_scenario(scenario: str) -> tuple[object, str]:
+def _load_scenario(scenario: str) -> tuple[Scenario, str]:
     from bankrun import scenario as scenarios
 
     try:
@@ -125,6 +129,12 @@ def run(
     from bankrun.runner.run import run as run_scenario
 
     spec, text = _load_scenario(scenario)
+    if spec.load.model == "panic":
+        console.print(
+            "[red]the panic load model is not available in `run` yet (Locust does not act out "
+            f"the panic model so far); try `bankrun sim {scenario}`[/]"
+        )
+        raise typer.Exit(2)
     _terminate_as_interrupt()
     with _progress() as (bar, step):
         try:

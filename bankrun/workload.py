@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from bankrun import events as ev
 from bankrun.domain.market import DEFAULT_MARKETS, MarketSpec
-from bankrun.scenario import Scenario, VenueSpec
+from bankrun.scenario import ConstantLoad, Scenario, VenueSpec
 
 HOUR = 3600.0
 
@@ -167,6 +167,8 @@ def requests(scenario: Scenario) -> list[Request]:
     """The constant load: each step, `amount_per_hour * step_hours` per venue in equal requests,
     from customers in a seeded rotation who still hold enough. Ordered by time."""
     load = scenario.load
+    if not isinstance(load, ConstantLoad):
+        return []  # a panic is decided as it unfolds (`sim.simulate`), not planned
     out: list[Request] = []
     for venue in scenario.venues:
         rng = random.Random(f"{scenario.seed}/{venue.id}/load")
@@ -196,6 +198,7 @@ def requests(scenario: Scenario) -> list[Request]:
 
 def _steps(scenario: Scenario) -> Iterator[float]:
     load = scenario.load
+    assert isinstance(load, ConstantLoad)
     k = 0
     while (t := (load.start_hours + k * load.step_hours)) < scenario.duration_hours:
         yield t * HOUR

@@ -129,6 +129,20 @@ def test_an_invalid_scenario_names_the_field_and_starts_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+def test_run_says_the_panic_load_is_not_there_yet_and_starts_nothing(tmp_path):
+    scenario = tmp_path / "panic.yaml"
+    scenario.write_text(ARITHMETIC.split("load:")[0] + "load: {model: panic}\n")
+    done = subprocess.run(
+        bankrun("run", str(scenario), "--runs-dir", str(tmp_path / "runs")),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "not available in `run` yet" in done.stdout
+    assert not (tmp_path / "runs").exists()
+
+
 def test_ctrl_c_on_up_stops_every_process_and_keeps_the_logs(tmp_path):
     out = tmp_path / "up.out"
     with out.open("w") as sink:

@@ -62,10 +62,3 @@ def test_duplicate_venues_are_refused():
 def test_unknown_scenario_name_lists_the_shipped_ones():
     with pytest.raises(ScenarioError, match="policies-48h"):
         scenario.load("no-such-scenario")
-
-
-def test_the_panic_load_model_says_not_yet():
-    text = GOOD.replace("model: constant", "model: panic")
-    assert "model: panic" in text
-    with pytest.raises(scenario.ScenarioError, match="'panic' is not available yet"):
-        scenario.parse(text)
