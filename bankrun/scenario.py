@@ -43,6 +43,15 @@ class VenueSpec(_Strict):
     total_deposits: MinorUnits
     balances: Balances = Balances()
     whale_share: float = Field(0.01, ge=0, le=1, description="largest accounts counted as whales")
+    watches_token: bool | None = Field(
+        None,
+        description="its customers fear the platform token's fall (default: commingled venues, "
+        "whose solvency rides on it)",
+    )
+
+    @property
+    def token_exposed(self) -> bool:
+        return self.policy == "commingled" if self.watches_token is None else self.watches_token
 
     @model_validator(mode="before")
     @classmethod
@@ -138,13 +147,14 @@ class Scenario(_Strict):
     def market_of(self, holding: str) -> MarketSpec | None:
         return next((m for m in self.markets if holding in m.backs), None)
 
-    def news_severity(self, hours: float) -> float:
-        """How frightening the news is at `hours`: the loudest headline so far, fading."""
+    def news_severity(self, hours: float, venue: str | None = None) -> float:
+        """How frightening the news is at `hours`: the loudest headline so far, fading. For a
+        venue, only headlines about it (or about every venue); markets read them all."""
         return max(
             (
                 n.severity * 0.5 ** ((hours - n.at_hours) / self.news_half_life_hours)
                 for n in self.news
-                if n.at_hours <= hours
+                if n.at_hours <= hours and (venue is None or n.venues is None or venue in n.venues)
             ),
             default=0.0,
         )

@@ -132,8 +132,8 @@ def _panic(bus: InProcessBus, scenario: Scenario, load: PanicLoad) -> None:
         seen.catch_up(bus.log, crowds, hours)
         for venue in scenario.venues:
             signals = Signals(
-                news=scenario.news_severity(hours),
-                drawdown=seen.drawdown,
+                news=scenario.news_severity(hours, venue.id),
+                drawdown=seen.drawdown if venue.token_exposed else 0.0,
                 halted=venue.id in seen.halted,
             )
             for j, ask in enumerate(crowds[venue.id].decide(hours, signals)):
