@@ -136,7 +136,7 @@ def run(
         )
         raise typer.Exit(2)
     _terminate_as_interrupt()
-    with _progress() as (bar, step):
+    with _progress() as (bar, step, status):
         try:
             result = run_scenario(
                 spec,
@@ -147,6 +147,7 @@ def run(
                 users=users,
                 progress=lambda m: bar.console.log(m),
                 step=step,
+                status=status,
             )
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: every process stopped, logs kept in runs/[/]")
@@ -196,7 +197,8 @@ def verify(run_dir: Annotated[Path, typer.Argument(help="a runs/<run-id> folder"
 
 
 class _progress:
-    """A rich progress display and a `step(what, done, total)` callback that feeds it."""
+    """A rich progress display, a `step(what, done, total)` callback that feeds it, and a
+    `status(line)` callback for the live line."""
 
     def __enter__(self):  # type: ignore[no-untyped-def]
         self.bar = Progress(
@@ -214,7 +216,13 @@ class _progress:
                 tasks[what] = self.bar.add_task(what, total=total)
             self.bar.update(tasks[what], completed=done)
 
-        return self.bar, step
+        def status(line: str) -> None:
+            """The run's live line: a task with no bar, only its description."""
+            if "status" not in tasks:
+                tasks["status"] = self.bar.add_task(line, total=None)
+            self.bar.update(tasks["status"], description=line)
+
+        return self.bar, step, status
 
     def __exit__(self, *exc: object) -> None:
         self.bar.__exit__(*exc)  # type: ignore[arg-type]

@@ -100,6 +100,7 @@ def run(
     users: int = 20,
     progress: Progress = lambda m: None,
     step: Step = lambda what, done, total: None,
+    status: Progress = lambda line: None,
 ) -> RunResult:
     speed = speed or scenario.speed
     run_id, run_dir = _prepare(scenario, scenario_text, runs_dir, "run")
@@ -140,7 +141,10 @@ def run(
                 f"load: {len(plan)} withdrawals from Locust ({users} users), "
                 f"{scenario.duration_hours} h at speed {speed:g}"
             )
-            sent += asyncio.run(_clock(stack.bootstrap, scenario, t0, speed, locust, step))
+            watch = _Watch(stack, scenario, gateway, run_dir, status)
+            sent += asyncio.run(
+                _clock(stack.bootstrap, scenario, t0, speed, locust, step, watch.tick)
+            )
             accepted = _wait_for_answers(gateway, scenario, step)
             wait_until_drained(stack, sent, step)
             wait_for_scrape(stack, after=time.time())
@@ -254,6 +258,7 @@ async def _clock(
     speed: float,
     locust: ManagedProcess,
     step: Step,
+    watch: Callable[[float], None] = lambda hours: None,
 ) -> Counter[str]:
     """Publish every clock tick at its wall time while Locust delivers the load; returns how
     many ticks went to each topic."""
@@ -270,6 +275,7 @@ async def _clock(
                 await producer.send(topic.name, tick.to_bytes(), key=topic.key_of(tick).encode())
                 sent[topic.name] += 1
             step("scenario hours", t / 3600, scenario.duration_hours)
+            watch(t / 3600)
         await producer.flush()
     finally:
         await producer.stop()
@@ -279,6 +285,57 @@ async def _clock(
     if locust.running():
         raise RuntimeError(f"Locust did not finish; see {locust.log_path}")
     return sent
+
+
+class _Watch:
+    """The live line of a run: scenario hour, each venue's liquid reserve and state, Locust's
+    rate and failures — read from the gateway, Prometheus and Locust's CSV every few seconds.
+    Only a display: a failed read shows as `?` and never stops the run."""
+
+    EVERY_S = 2.0
+
+    def __init__(
+        self, stack: Stack, scenario: Scenario, gateway: httpx.Client, run_dir: Path, out: Progress
+    ):
+        self.stack, self.scenario, self.gateway = stack, scenario, gateway
+        self.history = run_dir / "locust_stats_history.csv"
+        self.out = out
+        self.last = 0.0
+
+    def tick(self, hours: float) -> None:
+        if time.monotonic() - self.last < self.EVERY_S:
+            return
+        self.last = time.monotonic()
+        self.out(f"h {hours:5.1f} | {self._venues()} | {self._locust()}")
+
+    def _venues(self) -> str:
+        try:
+            states = {v["venue"]: v["status"] for v in self.gateway.get("/venues").json()["venues"]}
+            rows = query(
+                self.stack.prometheus_url,
+                f'bankrun_reserve_ratio{{run_id="{self.stack.run_id}"}}',
+            )
+            liquid = {r["metric"]["venue"]: float(r["value"][1]) for r in rows}
+        except (httpx.HTTPError, RuntimeError, KeyError, ValueError):
+            return "venues ?"
+        parts = []
+        for venue in self.scenario.venues:
+            ratio = liquid.get(venue.id)
+            shown = "?" if ratio is None else f"{ratio:.0%}"
+            state = states.get(venue.id, "?")
+            parts.append(f"{venue.id} {shown}" + ("" if state == "open" else f" {state}"))
+        return " ".join(parts)
+
+    def _locust(self) -> str:
+        try:
+            lines = self.history.read_text().splitlines()
+            header, last = lines[0].split(","), lines[-1].split(",")
+            row = dict(zip(header, last, strict=False))
+            return (
+                f"locust {float(row['Requests/s']):.0f} req/s, {row['Total Failure Count']} failed"
+            )
+        except (OSError, IndexError, KeyError, ValueError):
+            return "locust ?"
 
 
 def _wait_for_answers(gateway: httpx.Client, scenario: Scenario, step: Step) -> int:
