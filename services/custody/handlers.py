@@ -113,13 +113,12 @@ def _open_holding(
         if source in ledger.Holding.__members__.values():
             raise LedgerError(f"no market prices {source} at {venue}")
         return  # a cash tier
-    ratio = getattr(policy.params, "token_collateral_ratio", 1.0)
-    if source != ledger.Holding.AFFILIATE_LOAN:
-        ratio = 1.0
+    loan = source == ledger.Holding.AFFILIATE_LOAN
+    ratio = getattr(policy.params, "token_collateral_ratio", 1.0) if loan else 1.0
     units = int(amount * ratio) * market["base_unit"] // market["start_price"]
     state.set(units_key(venue, source), units)
     state.set(price_key(venue, market["market"]), market["start_price"])
-    if source == ledger.Holding.AFFILIATE_LOAN:
+    if loan:
         state.set(face_key(venue), amount)
 
 
@@ -144,9 +143,14 @@ def _mark_to_market(state: View, venue: str, config: dict) -> None:
             _post(state, ledger.revalue(venue, ledger.Holding(source), asset, delta))
 
 
-def _market_value(state: View, venue: str, source: str, market: dict) -> int:
+def _worth(state: View, venue: str, market: dict, units: int) -> int:
+    """`units` (base minor units) at the last price the venue was told for `market`."""
     price = state.get(price_key(venue, market["market"]), market["start_price"])
-    value = state.get(units_key(venue, source), 0) * price // market["base_unit"]
+    return units * price // market["base_unit"]
+
+
+def _market_value(state: View, venue: str, source: str, market: dict) -> int:
+    value = _worth(state, venue, market, state.get(units_key(venue, source), 0))
     if source == ledger.Holding.AFFILIATE_LOAN:
         value = min(value, state.get(face_key(venue), 0))
     return value
@@ -216,7 +220,7 @@ def _clock_tick(event: ev.ClockTick, state: View, effects: Effects) -> None:
     if due:
         state.set(mobilizations_key(event.venue), later)
     policy = _policy(config)
-    _start(event, state, effects, policy.rebalance(sheet(state, event.venue, asset)), asset)
+    _start(event, state, effects, policy, policy.rebalance(sheet(state, event.venue, asset)), asset)
     effects.emit(reserve_snapshot(event, state, policy, asset))
 
 
@@ -273,8 +277,9 @@ def _payout_requested(event: ev.PayoutRequested, state: View, effects: Effects) 
             effects.emit(event.caused(ev.BufferDry, asset=event.asset, request_id=event.request_id))
         config = state.get(venue_key(event.venue))
         if config is not None:
-            moves = _policy(config).on_shortfall(sheet(state, event.venue, event.asset))
-            _start(event, state, effects, moves, event.asset)
+            policy = _policy(config)
+            moves = policy.on_shortfall(sheet(state, event.venue, event.asset))
+            _start(event, state, effects, policy, moves, event.asset)
         return
     except LedgerError as refused:
         effects.emit(event.caused(ev.PayoutFailed, reason=refused.reason, **step))
@@ -312,7 +317,14 @@ def _policy(config: dict[str, Any]) -> ReservePolicy:
     return make_policy(config["policy"], config["params"])
 
 
-def _start(event: ev.Event, state: View, effects: Effects, moves: list[Move], asset: str) -> None:
+def _start(
+    event: ev.Event,
+    state: View,
+    effects: Effects,
+    policy: ReservePolicy,
+    moves: list[Move],
+    asset: str,
+) -> None:
     """Book mobilizations: the source is debited now, cash lands on a later clock tick.
 
     Cash tiers land what was taken. A non-cash holding is sold now, by a market order into
@@ -324,7 +336,7 @@ def _start(event: ev.Event, state: View, effects: Effects, moves: list[Move], as
     pending = list(state.get(mobilizations_key(event.venue), []))
     for i, move in enumerate(moves):
         market = config.get("markets", {}).get(move.source)
-        sale = _sale(state, event.venue, move, market) if market else None
+        sale = _sale(state, event.venue, asset, policy, move, market) if market else None
         if market and sale is None:
             continue  # nothing left to sell
         amount = sale["amount"] if sale else move.amount
@@ -372,9 +384,10 @@ def _start(event: ev.Event, state: View, effects: Effects, moves: list[Move], as
     state.set(mobilizations_key(event.venue), pending)
 
 
-def _sale(state: View, venue: str, move: Move, market: dict) -> dict | None:
+def _sale(
+    state: View, venue: str, asset: str, policy: ReservePolicy, move: Move, market: dict
+) -> dict | None:
     """How many units of a holding to sell for `move.amount` of book value, in whole lots."""
-    asset = (state.get(venue_key(venue)) or {}).get("asset", "USD")
     book = state.get(ledger.holding(venue, ledger.Holding(move.source), asset).key) or 0
     units = state.get(units_key(venue, move.source), 0)
     lot = market["lot_size"]
@@ -382,13 +395,10 @@ def _sale(state: View, venue: str, move: Move, market: dict) -> dict | None:
         return None
     want = -(-units * move.amount // book)
     want = min(-(-want // lot) * lot, units - units % lot)
-    policy = _policy(state.get(venue_key(venue)))
     return {
         "units": want,
         "amount": min(book, book * want // units),
-        "mark_value": want
-        * state.get(price_key(venue, market["market"]), market["start_price"])
-        // market["base_unit"],
+        "mark_value": _worth(state, venue, market, want),
         "max_slippage_bps": getattr(policy.params, "max_slippage_bps", 1_000.0),
     }
 
@@ -461,9 +471,8 @@ def _collateral_value(state: View, venue: str) -> int:
     market = config.get("markets", {}).get(ledger.Holding.AFFILIATE_LOAN)
     if market is None:
         return 0
-    price = state.get(price_key(venue, market["market"]), market["start_price"])
-    return (
-        state.get(units_key(venue, ledger.Holding.AFFILIATE_LOAN), 0) * price // market["base_unit"]
+    return _worth(
+        state, venue, market, state.get(units_key(venue, ledger.Holding.AFFILIATE_LOAN), 0)
     )
 
 
