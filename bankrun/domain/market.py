@@ -145,22 +145,7 @@ class Market:
 
     MAKER = "maker"
 
-    def __init__(
-        self,
-        spec: MarketSpec | MarketConfig,
-        params: MakerParams | None = None,
-        start_price: int | None = None,
-    ):
-        if isinstance(spec, MarketConfig):  # a bare book config: default the rest
-            assert start_price is not None
-            spec = MarketSpec(
-                symbol=spec.symbol,
-                tick_size=spec.tick_size,
-                lot_size=spec.lot_size,
-                base_unit=spec.base_unit,
-                start_price=start_price,
-                makers=params or MakerParams(),
-            )
+    def __init__(self, spec: MarketSpec):
         self.spec = spec
         self.config = spec.config
         self.params = spec.makers
@@ -184,12 +169,12 @@ class Market:
         self.last_tick = max(self.last_tick, now)
         return self.requote(news_severity)
 
-    def requote(self, news_severity: float = 0.0, withdrawal_trouble: float = 0.0) -> list[Result]:
+    def requote(self, news_severity: float = 0.0) -> list[Result]:
         """Pull the old ladder, post a new one around the mark."""
         for order_id in self._quotes:
             self.book.cancel(order_id)
         self._quotes.clear()
-        self.stress = stress(news_severity, self.drawdown, max(self.trouble, withdrawal_trouble))
+        self.stress = stress(news_severity, self.drawdown, self.trouble)
         # where the makers think the price is: the last trade, pulled toward fair value
         self.mark = round(self.mark + self.params.anchor * (self.spec.start_price - self.mark))
         self.peak = max(self.peak, self.mark)

@@ -98,7 +98,7 @@ def apply(markets: Markets, event: ev.Event) -> list[ev.Event]:
             distressed=event.distressed,
         )
     out = _results(event, results, market, owner=event.owner)
-    traded = [r for r in results if isinstance(r, Trade)]
+    traded = [e for e in out if isinstance(e, ev.TradeExecuted)]
     if traded and market is not None:
         out.append(book_snapshot(event, market))
     rejected = next((r for r in results if isinstance(r, Rejected)), None)
@@ -111,9 +111,7 @@ def apply(markets: Markets, event: ev.Event) -> list[ev.Event]:
                 order_id=event.order_id,
                 requested=max(0, event.quantity or 0),
                 filled=sum(t.quantity for t in traded),
-                proceeds=sum(market.config.notional(t.price, t.quantity) for t in traded)
-                if market
-                else 0,
+                proceeds=sum(t.notional for t in traded),
                 mark_before=before,
                 reason=rejected.reason if rejected else (unfilled.reason if unfilled else None),
             )

@@ -2,11 +2,12 @@
 
 import pytest
 
-from bankrun.domain.market import MakerParams, Market, ladder, stress
-from bankrun.domain.orderbook import MarketConfig, Side
+from bankrun.domain.market import MakerParams, Market, MarketSpec, ladder, stress
+from bankrun.domain.orderbook import Side
 
-TOKEN = MarketConfig("PLATFORM/USD", tick_size=1, lot_size=1, base_unit=1)  # cents per token
 PARAMS = MakerParams()
+SPEC = MarketSpec(symbol="PLATFORM/USD", start_price=2_200, makers=PARAMS)  # cents per token
+TOKEN = SPEC.config
 
 
 def size_and_spread(quotes):
@@ -30,7 +31,7 @@ def test_stress_reads_the_worst_signal():
 
 
 def test_a_small_sale_in_a_calm_market_barely_moves_the_price():
-    market = Market(TOKEN, PARAMS, start_price=2_200)
+    market = Market(SPEC)
     market.requote()
     filled, proceeds = market.sell("venue-1", 1_000, max_slippage_bps=500)
     assert filled == 1_000
@@ -41,7 +42,7 @@ def test_a_small_sale_in_a_calm_market_barely_moves_the_price():
 def test_dumping_the_collateral_spirals_the_token_down():
     """FTX: the affiliate's collateral is the venue's own token; selling it over three days
     (news worsening after a day) takes the price down by far more than 75 %."""
-    market = Market(TOKEN, PARAMS, start_price=2_200)
+    market = Market(SPEC)
     collateral = 2_000_000
     left, proceeds = collateral, 0
     for hour in range(72):
@@ -54,7 +55,7 @@ def test_dumping_the_collateral_spirals_the_token_down():
 
 
 def test_the_floor_is_never_traded_through():
-    market = Market(TOKEN, PARAMS, start_price=2_200)
+    market = Market(SPEC)
     market.requote()
     market.sell("venue-1", 10**7, max_slippage_bps=1_000)
     assert market.mark >= 2_200 * 0.9
