@@ -114,9 +114,6 @@ def run_service(
     @app.on_partitions_revoked.connect
     def _revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         journal.forget({tp.partition for tp in revoked})
-        caught_up.difference_update(tp.partition for tp in revoked)
-
-    caught_up: set[int] = set()
 
     outputs = {name: raw_topic(app, spec) for name, spec in BY_NAME.items()}
     dead_letters = outputs[DEAD_LETTERS.name]
@@ -146,9 +143,8 @@ def run_service(
             await _dead_letter(dead_letters, service, msg, reason, settings.scenario_time())
             return
         metrics.EVENTS.labels(service, event.type).inc()
-        if msg.partition not in caught_up:
+        if not journal.loaded(msg.partition):  # about to be rebuilt: complete its records first
             await _read_changelog_tail(app, records, msg.partition, settings.bootstrap)
-            caught_up.add(msg.partition)
         part = journal.at(msg.partition)
         try:
             effects, new = part.commit(str(event.event_id), lambda: handle(event, part.get))

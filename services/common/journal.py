@@ -181,6 +181,9 @@ class Journal:
             self._partitions[partition] = part
         return part
 
+    def loaded(self, partition: int) -> bool:
+        return partition in self._partitions
+
     def forget(self, partitions: set[int]) -> None:
         """Drop partitions this worker no longer owns; if they come back, they are rebuilt."""
         for number in partitions:
