@@ -121,20 +121,26 @@ def run(
     speed: Annotated[
         float | None, typer.Option(help="scenario seconds per wall second (default: scenario's)")
     ] = None,
-    users: Annotated[int, typer.Option(help="Locust users delivering the load")] = 20,
+    users: Annotated[
+        int, typer.Option(help="the most Locust users; the run's shape grows to it as needed")
+    ] = 50,
+    locust_workers: Annotated[
+        int, typer.Option(min=0, max=64, help="Locust master + N worker processes (0: one)")
+    ] = 0,
+    ui: Annotated[
+        bool, typer.Option(help="keep Locust's web UI open on loopback to watch the run")
+    ] = False,
 ) -> None:
     """Run a scenario end to end on the real stack (Locust load) and write runs/<run-id>/."""
+    from bankrun.runner.locust import LocustOptions
     from bankrun.runner.processes import StartupError
     from bankrun.runner.prometheus import PrometheusMissing
     from bankrun.runner.run import run as run_scenario
 
-    spec, text = _load_scenario(scenario)
-    if spec.load.model == "panic":
-        console.print(
-            "[red]the panic load model is not available in `run` yet (Locust does not act out "
-            f"the panic model so far); try `bankrun sim {scenario}`[/]"
-        )
+    if users < max(1, locust_workers):
+        console.print(f"[red]--users {users}: need at least one user per Locust worker[/]")
         raise typer.Exit(2)
+    spec, text = _load_scenario(scenario)
     _terminate_as_interrupt()
     with _progress() as (bar, step, status):
         try:
@@ -144,7 +150,7 @@ def run(
                 runs_dir,
                 bootstrap=bootstrap,
                 speed=speed,
-                users=users,
+                locust=LocustOptions(users=users, workers=locust_workers, ui=ui),
                 progress=lambda m: bar.console.log(m),
                 step=step,
                 status=status,

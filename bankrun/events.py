@@ -124,6 +124,11 @@ class ScenarioStarted(Event):
     started_at: float = Field(description="wall clock (epoch seconds) at scenario time zero")
     speed: float = Field(gt=0, description="scenario seconds per wall second")
     duration_hours: float = Field(gt=0)
+    paced_by: Literal["wall", "ticks"] = Field(
+        "wall",
+        description="`ticks`: scenario time stands at the last tick until the next one (a "
+        "panic run moves the clock only once the system has settled each step)",
+    )
 
 
 class ClockTick(Event):
@@ -286,6 +291,13 @@ class WithdrawalCancelled(_WithdrawalStep):
 
 class VenueHalted(Event):
     type: Literal["venue.halted"] = "venue.halted"
+    reason: Reason
+
+
+class VenueGated(Event):
+    """The venue's gate tripped: from now on it caps (or will halt) withdrawals."""
+
+    type: Literal["venue.gated"] = "venue.gated"
     reason: Reason
 
 
@@ -469,6 +481,7 @@ AnyEvent = Annotated[
     | WithdrawalQueued
     | WithdrawalCancelled
     | VenueHalted
+    | VenueGated
     | WithdrawalRejected
     | OrderPlaced
     | MarketOpened

@@ -96,7 +96,7 @@ class ConstantLoad(_Strict):
 
 class PanicLoad(_Strict):
     """Customers who run when their fear passes their threshold (`bankrun/domain/panic.py`);
-    they decide every clock tick. `sim` only for now: `run` refuses it."""
+    they decide every clock tick, from what the venue answered them (`bankrun.panic_desk`)."""
 
     model: Literal["panic"] = "panic"
     params: PanicParams = PanicParams()

@@ -15,7 +15,7 @@ from typing import Any
 from bankrun import events as ev
 from bankrun import workload
 from bankrun.domain import ledger
-from bankrun.domain.panic import Crowd, Signals
+from bankrun.panic_desk import Answer, PanicDesk
 from bankrun.scenario import PanicLoad, Scenario
 from bankrun.topics import topic_of
 from services.common.journal import Effects, Partition
@@ -23,7 +23,6 @@ from services.custody import handlers as custody
 from services.matching import handlers as matching
 from services.withdrawal import handlers as saga
 
-TOKEN_MARKET = "PLATFORM/USD"  # the price customers watch
 Handler = Callable[[ev.Event, Callable[[str], Any]], Effects]
 
 
@@ -85,62 +84,38 @@ def simulate(scenario: Scenario) -> InProcessBus:
 
 
 @dataclass
-class _Seen:
-    """What customers can observe, read off the log as it grows."""
+class _LogReader:
+    """What customers can observe, read off the log since the last step."""
 
-    asked: dict[str, tuple[str, str, int]] = field(default_factory=dict)  # request -> who
-    drawdown: float = 0.0
-    halted: set[str] = field(default_factory=set)
+    token_market: str | None
     cursor: int = 0
 
-    def catch_up(self, log: list[ev.Event], crowds: dict[str, Crowd], now_hours: float) -> None:
+    def read(self, log: list[ev.Event]) -> dict[str, Any]:
+        answers, token, halted = [], None, []
         for event in log[self.cursor :]:
             match event:
                 case ev.WithdrawalPaid() | ev.WithdrawalQueued() | ev.WithdrawalRejected():
-                    who = self.asked.get(event.request_id)
-                    if who is not None:
-                        venue, account, amount = who
-                        outcome = event.type.removeprefix("withdrawal.")
-                        crowds[venue].answered(account, outcome, amount, now_hours)
-                case ev.BookSnapshot() if event.market == TOKEN_MARKET:
-                    self.drawdown = 1 - event.last / event.peak
+                    outcome = event.type.removeprefix("withdrawal.")
+                    answers.append(Answer(event.venue, event.request_id, outcome))
+                case ev.BookSnapshot() if event.market == self.token_market:
+                    token = (event.last, event.peak)
                 case ev.VenueHalted():
-                    self.halted.add(event.venue)
+                    halted.append(event.venue)
         self.cursor = len(log)
+        return {"answers": answers, "token": token, "halted": halted}
 
 
 def _panic(bus: InProcessBus, scenario: Scenario, load: PanicLoad) -> None:
-    """Genesis, then on every tick: the clock moves, and each venue's customers decide on what
-    they can see — the news, the token, their venue's answers, the herd. What the venue answers
-    feeds the next decision: the run is not planned, it unfolds."""
+    """Genesis, then a step per tick: the clock moves and the system settles, each venue's
+    customers are told what they could see, and they decide. What the venues answer feeds the
+    next step, exactly as `run` does it through the gateway."""
     for event in workload.genesis(scenario, started_at=0.0, speed=scenario.speed):
         bus.publish(event)
-    crowds = {
-        v.id: Crowd(
-            [(c.account, c.balance, c.segment) for c in workload.customers(scenario, v)],
-            load.params,
-            seed=f"{scenario.seed}/{v.id}",
-        )
-        for v in scenario.venues
-    }
-    seen = _Seen()
-    for k, t in enumerate([0.0, *workload.tick_times(scenario)]):
-        if t > 0:
-            for tick in workload.ticks_at(scenario, t):
-                bus.publish(tick)
-        hours = t / workload.HOUR
-        seen.catch_up(bus.log, crowds, hours)
-        for venue in scenario.venues:
-            signals = Signals(
-                news=scenario.news_severity(hours, venue.id),
-                drawdown=seen.drawdown if venue.token_exposed else 0.0,
-                halted=venue.id in seen.halted,
-            )
-            for j, ask in enumerate(crowds[venue.id].decide(hours, signals)):
-                request_id = f"{venue.id}-p{k:05d}-{j:05d}"
-                seen.asked[request_id] = (venue.id, ask.account, ask.amount)
-                plan = workload.Request(
-                    t, venue.id, ask.account, venue.asset, ask.amount, request_id
-                )
-                bus.publish(workload.request_event(plan))
-                seen.catch_up(bus.log, crowds, hours)
+    desk = PanicDesk(scenario, load.params)
+    reader = _LogReader(desk.token_market)
+    for t in [0.0, *workload.tick_times(scenario)]:
+        for tick in workload.ticks_at(scenario, t) if t > 0 else ():
+            bus.publish(tick)
+        desk.see(t / workload.HOUR, **reader.read(bus.log))
+        for request in desk.decide(t):
+            bus.publish(workload.request_event(request))

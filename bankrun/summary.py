@@ -34,6 +34,7 @@ class VenueTally:
     cancelled: set[str] = field(default_factory=set)
     latencies: list[float] = field(default_factory=list)
     dry_at: float | None = None
+    gated_at: float | None = None
     halted_at: float | None = None
     mobilized: int = 0
     collateral_mark_start: int | None = None
@@ -68,6 +69,7 @@ class VenueTally:
                 else None
             ),
             "dry_at_hours": _hours(self.dry_at),
+            "gated_at_hours": _hours(self.gated_at),
             "halted_at_hours": _hours(self.halted_at),
             "latency_p50_hours": _quantile(self.latencies, 0.50),
             "latency_p99_hours": _quantile(self.latencies, 0.99),
@@ -176,6 +178,8 @@ def summarize(events: Iterable[ev.Event], meta: dict[str, Any]) -> dict[str, Any
                 t.cancelled.add(event.request_id)
             case ev.BufferDry():
                 t.dry_at = event.scenario_time
+            case ev.VenueGated():
+                t.gated_at = event.scenario_time
             case ev.VenueHalted():
                 t.halted_at = event.scenario_time
             case ev.MobilizationLanded():

@@ -117,9 +117,11 @@ WITHDRAWAL_EVENTS = Topic(
         ev.WithdrawalQueued,
         ev.WithdrawalRejected,
         ev.WithdrawalCancelled,
+        ev.VenueGated,
         ev.VenueHalted,
     ),
-    description="Withdrawal outcomes (paid, queued, rejected with reason, cancelled), halts.",
+    description="Withdrawal outcomes (paid, queued, rejected with reason, cancelled), gates "
+    "tripped, halts.",
 )
 BALANCES = Topic(
     "bankrun.balances",

@@ -99,6 +99,7 @@ def genesis(scenario: Scenario, started_at: float, speed: float) -> list[ev.Even
                 started_at=started_at,
                 speed=speed,
                 duration_hours=scenario.duration_hours,
+                paced_by="wall" if isinstance(scenario.load, ConstantLoad) else "ticks",
             )
         )
     return out

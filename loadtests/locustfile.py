@@ -1,11 +1,19 @@
-"""Locust load for `bankrun run`: customers send the planned withdrawals through the gateway,
-each at its scenario time (wall = started_at + scenario seconds / speed).
+"""Locust load for `bankrun run`: customers who take their withdrawals to the gateway.
 
-The plan (JSON lines, written by the runner from the scenario's load model) decides who asks
-for what and when; Locust delivers it over HTTP and records what the gateway answered. When
-the plan is spent and nothing is in flight, the last user stops the run.
+bankrun's core decides who asks for how much and when — the constant plan up front, or the
+panic desk step by step as the run unfolds — and appends each ask to an asks file (JSON
+lines; `{"end": true}` closes it). Locust delivers: a `Customer` takes the next ask, sends it
+at its scenario time with an idempotency key, follows it until the venue answers, and reports
+the answer as a Locust request of type `withdrawal` named `paid`, `queued` or `rejected`, timed
+from request to answer. `RunShape` follows the run: as many users as asks are waiting for an
+answer (never fewer than before, up to the cap), and it ends the test once the file is closed
+and every ask is answered.
 
-Environment: BANKRUN_PLAN (path), BANKRUN_STARTED_AT (epoch seconds), BANKRUN_SPEED.
+Distributed (`--locust-workers N`): every worker reads the file and takes every N-th ask; the
+master only counts them, for the shape.
+
+Environment: BANKRUN_ASKS (path), BANKRUN_STARTED_AT (epoch seconds at scenario time zero),
+BANKRUN_SPEED, BANKRUN_MAX_USERS, BANKRUN_LOCUST_WORKERS (0: one standalone process).
 """
 
 from __future__ import annotations
@@ -13,55 +21,138 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections import deque
 from typing import Any
 
-from locust import FastHttpUser, constant, events, task
-from locust.exception import StopUser
+import gevent
+from gevent.queue import Queue
+from locust import FastHttpUser, LoadTestShape, constant, events, task
+from locust.runners import MasterRunner, WorkerRunner
 
-PLAN: deque[dict[str, Any]] = deque()
-CLOCK = {"started_at": 0.0, "speed": 1.0}
-IN_FLIGHT = {"n": 0}
-
-
-@events.init.add_listener
-def _load_plan(environment: Any, **_: Any) -> None:
-    path = os.environ.get("BANKRUN_PLAN")
-    if not path:
-        return
-    with open(path) as lines:
-        PLAN.extend(json.loads(line) for line in lines)
-    CLOCK["started_at"] = float(os.environ["BANKRUN_STARTED_AT"])
-    CLOCK["speed"] = float(os.environ["BANKRUN_SPEED"])
+FOLLOW_S = 60.0  # how long a customer keeps checking for an answer
+GRACE_S = 15.0  # after the file closes, how long the shape waits for the last answers
 
 
-class ScheduledWithdrawer(FastHttpUser):
-    """A customer desk: takes the next planned withdrawal, waits for its time, sends it."""
+class Asks:
+    """This process's share of the asks file, followed as it grows."""
+
+    def __init__(self) -> None:
+        self.queue: Queue[dict[str, Any]] = Queue()
+        self.total = 0  # asks in the file, every shard's
+        self.closed_at: float | None = None
+        self.started_at = float(os.environ.get("BANKRUN_STARTED_AT", "0"))
+        self.speed = float(os.environ.get("BANKRUN_SPEED", "1"))
+        self._follower: gevent.Greenlet | None = None
+
+    def follow(self, shard: int, shards: int, keep: bool) -> None:
+        path = os.environ.get("BANKRUN_ASKS")
+        if self._follower is None and path:
+            self._follower = gevent.spawn(self._tail, path, shard, shards, keep)
+
+    def _tail(self, path: str, shard: int, shards: int, keep: bool) -> None:
+        with open(path) as lines:
+            pending = ""
+            while self.closed_at is None:
+                chunk = lines.readline()
+                if not chunk:
+                    gevent.sleep(0.01)  # a file has no "data arrived" to wait on
+                    continue
+                pending += chunk
+                if not pending.endswith("\n"):
+                    continue  # the writer is mid-line
+                ask, pending = json.loads(pending), ""
+                if ask.get("end"):
+                    self.closed_at = time.time()
+                    break
+                if keep and self.total % shards == shard:
+                    self.queue.put(ask)
+                self.total += 1
+
+    def due(self, ask: dict[str, Any]) -> float:
+        return self.started_at + ask["at"] / self.speed
+
+
+ASKS = Asks()
+
+
+@events.test_start.add_listener
+def _start(environment: Any, **_: Any) -> None:
+    runner = environment.runner
+    workers = int(os.environ.get("BANKRUN_LOCUST_WORKERS", "0"))
+    if isinstance(runner, WorkerRunner):
+        ASKS.follow(runner.worker_index, max(1, workers), keep=True)
+    else:
+        ASKS.follow(0, 1, keep=not isinstance(runner, MasterRunner))
+
+
+class Customer(FastHttpUser):
+    """A customer at the gateway: asks for a withdrawal, then checks until it is answered."""
 
     wait_time = constant(0)
 
     @task
     def withdraw(self) -> None:
-        if not PLAN:
-            if IN_FLIGHT["n"] == 0 and self.environment.runner is not None:
-                self.environment.runner.quit()
-            raise StopUser
-        request = PLAN.popleft()
-        IN_FLIGHT["n"] += 1
-        try:
-            due = CLOCK["started_at"] + request["at"] / CLOCK["speed"]
-            delay = due - time.time()
-            if delay > 0:
-                time.sleep(delay)  # gevent-patched: yields to the other users
-            body = {k: request[k] for k in ("venue", "account", "asset", "amount")}
-            with self.client.post(
-                "/withdrawals",
-                json=body,
-                headers={"Idempotency-Key": request["request_id"]},
-                name="/withdrawals",
-                catch_response=True,
-            ) as reply:
-                if reply.status_code not in (200, 202):
-                    reply.failure(f"{reply.status_code}: {reply.text[:200]}")
-        finally:
-            IN_FLIGHT["n"] -= 1
+        ask = ASKS.queue.get()  # blocks this user until there is something to do
+        delay = ASKS.due(ask) - time.time()
+        if delay > 0:
+            gevent.sleep(delay)  # the ask's scenario time
+        sent = time.time()
+        body = {k: ask[k] for k in ("venue", "account", "asset", "amount")}
+        with self.client.post(
+            "/withdrawals",
+            json=body,
+            headers={"Idempotency-Key": ask["request_id"]},
+            name="/withdrawals",
+            catch_response=True,
+        ) as reply:
+            if reply.status_code not in (200, 202):
+                reply.failure(f"{reply.status_code}: {reply.text[:200]}")
+                return
+        self._follow(ask, sent)
+
+    def _follow(self, ask: dict[str, Any], sent: float) -> None:
+        url = f"/withdrawals/{ask['venue']}/{ask['request_id']}"
+        pause = 0.01
+        while time.time() - sent < FOLLOW_S:
+            reply = self.client.get(url, name="/withdrawals/[venue]/[request_id]")
+            status = reply.json().get("status") if reply.status_code == 200 else None
+            if status not in (None, "requested"):
+                self._answered(status, sent)
+                return
+            gevent.sleep(pause)  # a customer refreshing the page
+            pause = min(0.25, pause * 2)
+        self._answered("unanswered", sent, error=TimeoutError(f"no answer in {FOLLOW_S:.0f} s"))
+
+    def _answered(self, status: str, sent: float, error: Exception | None = None) -> None:
+        self.environment.events.request.fire(
+            request_type="withdrawal",
+            name=status,
+            response_time=(time.time() - sent) * 1000,
+            response_length=0,
+            exception=error,
+            context={},
+        )
+
+
+class RunShape(LoadTestShape):
+    """Users follow the run: one per ask waiting for its answer, up to BANKRUN_MAX_USERS, never
+    fewer than before (a stopped user would drop the ask it holds). Ends when all is answered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cap = int(os.environ.get("BANKRUN_MAX_USERS", "20"))
+        self.floor = max(1, int(os.environ.get("BANKRUN_LOCUST_WORKERS", "0")))
+        self.users = self.floor
+
+    def answered(self) -> int:
+        assert self.runner is not None
+        stats = self.runner.stats
+        got = sum(e.num_requests for (_, kind), e in stats.entries.items() if kind == "withdrawal")
+        refused = stats.get("/withdrawals", "POST").num_failures
+        return got + refused
+
+    def tick(self) -> tuple[int, float] | None:
+        waiting = ASKS.total - self.answered()
+        if ASKS.closed_at is not None and (waiting <= 0 or time.time() - ASKS.closed_at > GRACE_S):
+            return None
+        self.users = max(self.users, min(self.cap, waiting))
+        return self.users, float(self.cap)

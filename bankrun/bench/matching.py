@@ -30,7 +30,7 @@ from bankrun.domain.market import MakerParams, MarketSpec
 from bankrun.domain.orderbook import MarketConfig, OrderBook, Side
 from bankrun.runner import kafka
 from bankrun.runner.processes import wait_until
-from bankrun.runner.run import message_counts
+from bankrun.runner.settle import message_counts
 from bankrun.runner.stack import Stack
 from bankrun.topics import (
     DEAD_LETTERS,

@@ -9,7 +9,7 @@ Diamond-Dybvig: a credible guarantee — or a venue that simply keeps paying —
 news, and the cascade never starts.
 
 Pure and seeded: time and what the venue answered are inputs; the output is who asks for how
-much. Not wired into `run`/`sim` yet (the `panic` load model is refused with a "not yet").
+much. `bankrun.panic_desk` steps it for `sim` and `run` alike.
 """
 
 from __future__ import annotations

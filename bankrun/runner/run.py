@@ -12,7 +12,6 @@ import asyncio
 import json
 import secrets
 import shutil
-import sys
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -23,23 +22,21 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaProducer
-from prometheus_client.parser import text_string_to_metric_families
 
 from bankrun import events as ev
 from bankrun import sim, summary, workload
 from bankrun.runner import kafka
-from bankrun.runner.processes import ManagedProcess, wait_until
+from bankrun.runner.locust import AskFile, LocustOptions, start_locust, wait_for_locust
+from bankrun.runner.processes import wait_until
 from bankrun.runner.prometheus import query
+from bankrun.runner.settle import wait_until_drained
 from bankrun.runner.stack import Stack
+from bankrun.runner.steps import Steps, steps_for
 from bankrun.scenario import Scenario
-from bankrun.topics import (
-    CATALOGUE,
-    topic_of,
-)
+from bankrun.topics import CATALOGUE, topic_of
 
 Progress = Callable[[str], None]
 Step = Callable[[str, float, float], None]  # (what, done, total)
-LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
 LEAD_SECONDS = 3.0  # wall seconds between publishing the genesis and scenario time zero
 
 
@@ -97,16 +94,15 @@ def run(
     runs_dir: Path = Path("runs"),
     bootstrap: str | None = None,
     speed: float | None = None,
-    users: int = 20,
+    locust: LocustOptions | None = None,
     progress: Progress = lambda m: None,
     step: Step = lambda what, done, total: None,
     status: Progress = lambda line: None,
 ) -> RunResult:
     speed = speed or scenario.speed
+    locust = locust or LocustOptions()
     run_id, run_dir = _prepare(scenario, scenario_text, runs_dir, "run")
-    plan = workload.requests(scenario)
-    plan_path = run_dir / "plan.jsonl"
-    summary.write_log(plan_path, (asdict(r) for r in plan))
+    asks = AskFile(run_dir / "asks.jsonl")
     started = time.time()
     problems: list[str] = []
     stack = Stack(run_dir, run_id, bootstrap=bootstrap, speed=speed, progress=progress)
@@ -133,28 +129,34 @@ def run(
                 if isinstance(e, ev.ScenarioStarted)
             ]
             sent += asyncio.run(kafka.publish(stack.bootstrap, zero))
-            _record_config(run_dir, run_id, speed, t0, stack, bootstrap, users)
-            locust = _start_locust(
-                stack, run_dir, plan_path, t0, speed, users, scenario.duration_hours * 3600 / speed
-            )
+            steps = steps_for(scenario, asks, stack, gateway)
+            _record_config(run_dir, run_id, speed, t0, stack, bootstrap, locust)
+            swarm = start_locust(stack, asks, t0, speed, locust, run_dir / "locust")
             progress(
-                f"load: {len(plan)} withdrawals from Locust ({users} users), "
-                f"{scenario.duration_hours} h at speed {speed:g}"
+                f"load: {scenario.load.model} through Locust (up to {locust.users} users"
+                + (f", {locust.workers} workers" if locust.workers else "")
+                + (f", UI {stack.urls['locust']}" if locust.ui else "")
+                + f"), {scenario.duration_hours} h at speed {speed:g}"
             )
             watch = _Watch(stack, scenario, gateway, run_dir, status)
-            sent += asyncio.run(
-                _clock(stack.bootstrap, scenario, t0, speed, locust, step, watch.tick)
+            lags = asyncio.run(
+                _clock(stack.bootstrap, scenario, t0, speed, sent, steps, step, watch.tick)
             )
             accepted = _wait_for_answers(gateway, scenario, step)
+            asks.close()
+            if not wait_for_locust(swarm, 60):
+                problems.append(f"Locust did not end by itself; see {swarm[0].log_path}")
             wait_until_drained(stack, sent, step)
             wait_for_scrape(stack, after=time.time())
-            if accepted != len(plan):
+            if accepted != asks.count:
                 problems.append(
-                    f"the gateway accepted {accepted} of {len(plan)} planned "
+                    f"the gateway accepted {accepted} of {asks.count} asked "
                     f"withdrawals; see locust_failures.csv"
                 )
         finally:
             gateway.close()
+        for proc in swarm:
+            proc.stop()
         stack.stop_services()
         progress("exporting the event log")
         export_events(stack.bootstrap, run_dir / "events.jsonl")
@@ -166,7 +168,8 @@ def run(
         "seed": scenario.seed,
         "speed": speed,
         "wall_seconds": round(time.time() - started, 2),
-        "planned_requests": len(plan),
+        "asked_requests": asks.count,
+        "clock_lag_s": lags,
         "prometheus_buffer_dry": dry_scrapes,
         "prometheus_market_price": market_prices,
     }
@@ -198,7 +201,7 @@ def _record_config(
     t0: float,
     stack: Stack,
     bootstrap: str | None,
-    users: int,
+    locust: LocustOptions,
 ) -> None:
     (run_dir / "config.json").write_text(
         json.dumps(
@@ -208,47 +211,11 @@ def _record_config(
                 "started_at": t0,
                 "urls": stack.urls,
                 "embedded_broker": bootstrap is None,
-                "locust_users": users,
+                "locust": asdict(locust),
             },
             indent=2,
         )
     )
-
-
-def _start_locust(
-    stack: Stack,
-    run_dir: Path,
-    plan: Path,
-    t0: float,
-    speed: float,
-    users: int,
-    scenario_wall_seconds: float,
-) -> ManagedProcess:
-    argv = [
-        sys.executable,
-        "-m",
-        "locust",
-        "-f",
-        str(LOCUSTFILE),
-        "--headless",
-        "-u",
-        str(users),
-        "-r",
-        str(users),
-        "--host",
-        stack.gateway_url,
-        "--run-time",
-        f"{int(scenario_wall_seconds + LEAD_SECONDS + 120)}s",
-        "--csv",
-        str(run_dir / "locust"),
-        "--only-summary",
-        "--exit-code-on-error",
-        "0",
-    ]
-    env = {"BANKRUN_PLAN": str(plan), "BANKRUN_STARTED_AT": str(t0), "BANKRUN_SPEED": str(speed)}
-    proc = ManagedProcess("locust", argv, stack.log_dir / "locust.log", env=env).start()
-    stack.processes["locust"] = proc
-    return proc
 
 
 async def _clock(
@@ -256,35 +223,40 @@ async def _clock(
     scenario: Scenario,
     t0: float,
     speed: float,
-    locust: ManagedProcess,
+    sent: Counter[str],
+    steps: Steps,
     step: Step,
     watch: Callable[[float], None] = lambda hours: None,
-) -> Counter[str]:
-    """Publish every clock tick at its wall time while Locust delivers the load; returns how
-    many ticks went to each topic."""
-    sent: Counter[str] = Counter()
+) -> dict[str, float]:
+    """Publish every clock tick at its wall time, or as soon after as the load's steps allow;
+    `sent` counts what went to each topic. Returns how late the ticks were (wall seconds)."""
+    lateness: list[float] = []
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=1)
     await producer.start()
     try:
-        for t in workload.tick_times(scenario):
+        for t in [0.0, *workload.tick_times(scenario)]:
             delay = t0 + t / speed - time.time()
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing the scenario clock, not synchronization
-            for tick in workload.ticks_at(scenario, t):
+            await steps.before_tick(t, sent)
+            lateness.append(max(0.0, time.time() - (t0 + t / speed)))
+            for tick in workload.ticks_at(scenario, t) if t > 0 else ():
                 topic = topic_of(type(tick))
                 await producer.send(topic.name, tick.to_bytes(), key=topic.key_of(tick).encode())
                 sent[topic.name] += 1
+            await producer.flush()
+            await steps.after_tick(t, sent)
             step("scenario hours", t / 3600, scenario.duration_hours)
-            watch(t / 3600)
-        await producer.flush()
+            await asyncio.to_thread(watch, t / 3600)
     finally:
         await producer.stop()
-    deadline = time.time() + 120
-    while locust.running() and time.time() < deadline:
-        await asyncio.sleep(0.2)
-    if locust.running():
-        raise RuntimeError(f"Locust did not finish; see {locust.log_path}")
-    return sent
+    ordered = sorted(lateness)
+    return {
+        "max": round(ordered[-1], 3),
+        "p50": round(ordered[len(ordered) // 2], 3),
+        "p99": round(ordered[int(len(ordered) * 0.99)], 3),
+        "last": round(lateness[-1], 3),
+    }
 
 
 class _Watch:
@@ -355,54 +327,6 @@ def _wait_for_answers(gateway: httpx.Client, scenario: Scenario, step: Step) -> 
 
     wait_until(answered, 120, "an answer to every accepted withdrawal", interval=0.25)
     return seen["accepted"]
-
-
-def message_counts(url: str) -> dict[tuple[str, str, str], float]:
-    """(produced|consumed, service, topic) -> count, from a service's /metrics."""
-    counts: dict[tuple[str, str, str], float] = {}
-    text = httpx.get(f"{url}/metrics", timeout=5).text
-    for family in text_string_to_metric_families(text):
-        if family.name not in ("bankrun_messages_produced", "bankrun_messages_consumed"):
-            continue
-        kind = family.name.rsplit("_", 1)[1]
-        for sample in family.samples:
-            if sample.name.endswith("_total"):
-                key = (kind, sample.labels["service"], sample.labels["topic"])
-                counts[key] = sample.value
-    return counts
-
-
-def wait_until_drained(
-    stack: Stack, runner_sent: Counter[str], step: Step, timeout: float = 120
-) -> None:
-    """Every message written to a service's input topics has been consumed by that service.
-
-    Counts, not offsets (Tansu's end offsets are not to be trusted): the runner knows what it
-    sent to each topic; each service reports what it produced and consumed per topic.
-    Once the load has stopped, equal counts mean the last tick's consequences — landed cash,
-    the queue drained, payouts settled — are all in the log.
-    """
-    services = [s for s in stack.services if s in stack.urls]
-    streams = ("custody", "withdrawal", "matching")
-
-    def drained() -> bool:
-        counts: dict[tuple[str, str, str], float] = {}
-        for service in services:
-            counts.update(message_counts(stack.urls[service]))
-        produced = {topic: float(n) for topic, n in runner_sent.items()}
-        for (kind, _, topic), n in counts.items():
-            if kind == "produced":
-                produced[topic] = produced.get(topic, 0) + n
-        behind = 0.0
-        for topic in CATALOGUE:
-            for reader in topic.readers:
-                if reader in streams and reader in services:
-                    got = counts.get(("consumed", reader, topic.name), 0)
-                    behind += max(0.0, produced.get(topic.name, 0) - got)
-        step("in flight", 0 if behind else 1, 1)
-        return behind == 0
-
-    wait_until(drained, timeout, "every service to consume what was written for it", 0.2)
 
 
 def prometheus_dry_lags(stack: Stack, log: list[ev.Event]) -> dict[str, dict[str, float]]:

@@ -111,9 +111,13 @@ class Stack:
             self.log_dir / f"{service}.log",
             env={**self.settings(port).to_env(), "PYTHONUNBUFFERED": "1"},
         ).start()
-        self.processes[service] = proc
-        self._record_pids()
+        self.adopt(service, proc)
         return proc
+
+    def adopt(self, name: str, proc: ManagedProcess) -> None:
+        """A process the run started beside the stack (Locust): stopped with it, by its PID."""
+        self.processes[name] = proc
+        self._record_pids()
 
     def stop_services(self) -> None:
         """Stop the services (gateway first), leaving broker and Prometheus up for export."""

@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from fastapi import FastAPI, Header, HTTPException, Request
+from fastapi import FastAPI, Header, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -96,6 +96,7 @@ async def _follow(consumer: AIOKafkaConsumer) -> None:
         batches = await consumer.getmany(timeout_ms=500, max_records=5000)
         for records in batches.values():
             for record in records:
+                metrics.CONSUMED.labels("gateway", record.topic).inc()
                 if record.topic == MARKET_DATA.name and b'"book.snapshot"' not in record.value:
                     continue  # orders and trades: not the gateway's business, not decoded
                 try:
@@ -284,19 +285,44 @@ async def account_balances(venue: str, account: str) -> dict[str, Any]:
     return {"venue": venue, "account": account, "balances": balances}
 
 
+def _venue_status(venue: str) -> dict[str, Any]:
+    return {
+        "venue": venue,
+        "policy": model.venues[venue],
+        "status": model.status(venue),
+        "gated_at": model.gated.get(venue),
+        "halted_at": model.halted.get(venue),
+        "scenario_time": _now(venue),
+        "accounts": model.accounts.get(venue, 0),
+    }
+
+
 @app.get("/venues")
 async def venues() -> dict[str, Any]:
+    """Every venue: policy, status (`open`, `gated` once its gate tripped, `halted`), clock."""
+    return {"venues": [_venue_status(v) for v in sorted(model.venues)]}
+
+
+@app.get("/venues/{venue}")
+async def venue_status(venue: str) -> dict[str, Any]:
+    return _venue_status(_venue(venue))
+
+
+@app.get("/venues/{venue}/outcomes")
+async def outcomes(
+    venue: str,
+    after: Annotated[int, Query(ge=0, description="how many outcomes the caller has read")] = 0,
+    limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
+) -> dict[str, Any]:
+    """Withdrawal outcomes in the order this gateway learned them (a request may appear twice:
+    `queued`, then `paid` or `rejected`). Read from `after`, go on from `next`."""
+    _venue(venue)
+    feed = model.outcomes.get(venue, [])
+    page = feed[after : after + limit]
     return {
-        "venues": [
-            {
-                "venue": v,
-                "policy": p,
-                "status": "halted" if v in model.halted else "open",
-                "scenario_time": _now(v),
-                "accounts": model.accounts.get(v, 0),
-            }
-            for v, p in sorted(model.venues.items())
-        ]
+        "venue": venue,
+        "outcomes": [{"request_id": r, "status": s} for r, s in page],
+        "next": after + len(page),
     }
 
 

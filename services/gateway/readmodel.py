@@ -16,11 +16,15 @@ from bankrun.clock import ScenarioClock
 class ReadModel:
     venues: dict[str, str] = field(default_factory=dict)  # venue -> policy
     clocks: dict[str, ScenarioClock] = field(default_factory=dict)
-    halted: dict[str, float] = field(default_factory=dict)  # venue -> scenario time
+    paced_by_ticks: set[str] = field(default_factory=set)
+    ticks: dict[str, float] = field(default_factory=dict)  # venue -> last tick's scenario time
+    gated: dict[str, float] = field(default_factory=dict)  # venue -> scenario time
+    halted: dict[str, float] = field(default_factory=dict)
     accounts: dict[str, int] = field(default_factory=dict)  # venue -> accounts known
     balances: dict[tuple[str, str, str], int] = field(default_factory=dict)
     withdrawals: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     markets: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol -> top of book
+    outcomes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # venue -> feed
     applied: int = 0
 
     def apply(self, event: ev.Event) -> None:
@@ -29,6 +33,12 @@ class ReadModel:
                 self.venues[event.venue] = event.policy
             case ev.ScenarioStarted():
                 self.clocks[event.venue] = ScenarioClock(event.started_at, event.speed)
+                if event.paced_by == "ticks":
+                    self.paced_by_ticks.add(event.venue)
+            case ev.ClockTick():
+                self.ticks[event.venue] = event.scenario_time
+            case ev.VenueGated():
+                self.gated[event.venue] = event.scenario_time
             case ev.VenueHalted():
                 self.halted[event.venue] = event.scenario_time
             case ev.BookSnapshot():
@@ -45,26 +55,25 @@ class ReadModel:
                     "stress": event.stress,
                     "scenario_time": event.scenario_time,
                 }
-            case ev.WithdrawalQueued():
-                self.withdrawals[(event.venue, event.request_id)] = self._status(
-                    event, "queued", None, None
-                )
             case ev.BalanceSnapshot():
                 key = (event.venue, event.account, event.asset)
                 if key not in self.balances:
                     self.accounts[event.venue] = self.accounts.get(event.venue, 0) + 1
                 self.balances[key] = event.available
-            case ev.WithdrawalPaid():
+            case (
+                ev.WithdrawalQueued()
+                | ev.WithdrawalPaid()
+                | ev.WithdrawalCancelled()
+                | ev.WithdrawalRejected()
+            ):
+                status = event.type.removeprefix("withdrawal.")
+                reason = getattr(event, "reason", None)
+                finished = None if status == "queued" else event.scenario_time
                 key = (event.venue, event.request_id)
-                self.withdrawals[key] = self._status(event, "paid", None, event.scenario_time)
-            case ev.WithdrawalCancelled():
-                key = (event.venue, event.request_id)
-                self.withdrawals[key] = self._status(event, "cancelled", None, event.scenario_time)
-            case ev.WithdrawalRejected():
-                key = (event.venue, event.request_id)
-                self.withdrawals[key] = self._status(
-                    event, "rejected", event.reason, event.scenario_time
-                )
+                before = self.withdrawals.get(key, {}).get("status")
+                self.withdrawals[key] = self._status(event, status, reason, finished)
+                if before != status:  # a redelivered outcome is not news
+                    self.outcomes.setdefault(event.venue, []).append((event.request_id, status))
             case _:
                 return
         self.applied += 1
@@ -93,7 +102,14 @@ class ReadModel:
         )
 
     def scenario_time(self, venue: str, wall: float, fallback: ScenarioClock) -> float:
+        """Now, in scenario seconds: from the wall clock, or the last tick when ticks pace the
+        run (between ticks a settled system has nothing else to tell time by)."""
+        if venue in self.paced_by_ticks:
+            return self.ticks.get(venue, 0.0)
         return self.clocks.get(venue, fallback).scenario_time(wall)
+
+    def status(self, venue: str) -> str:
+        return "halted" if venue in self.halted else "gated" if venue in self.gated else "open"
 
     def account(self, venue: str, account: str) -> dict[str, int]:
         return {

@@ -171,6 +171,7 @@ class Saga:
         if tripped_at is None:
             tripped_at = self.now
             self.state.set(f"gate-tripped/{self.venue}", tripped_at)
+            self.effects.emit(self.event.caused(ev.VenueGated, reason=f"gate_{gate.trigger}"))
         if gate.halt and not self.halted and self.now >= tripped_at + gate.halt_after_hours * 3600:
             self.state.set(halted_key(self.venue), self.now)
             self.effects.emit(self.event.caused(ev.VenueHalted, reason=f"gate_{gate.trigger}"))
