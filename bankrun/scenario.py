@@ -193,6 +193,11 @@ def load(name_or_path: str | Path) -> Scenario:
     return parse(path.read_text(), str(path))
 
 
+def shipped() -> list[str]:
+    """The names of the scenarios in `loadtests/scenarios/`."""
+    return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))
+
+
 def resolve(name_or_path: str | Path) -> Path:
     """A path as given, or the name of a shipped scenario."""
     path = Path(name_or_path)
@@ -202,6 +207,6 @@ def resolve(name_or_path: str | Path) -> Path:
         return path
     shipped = SCENARIO_DIR / f"{name_or_path}.yaml"
     if not shipped.exists():
-        names = ", ".join(sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml")))
+        names = ", ".join(shipped())
         raise ScenarioError(f"no scenario named {name_or_path!r}; shipped: {names}")
     return shipped

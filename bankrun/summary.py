@@ -30,6 +30,8 @@ class VenueTally:
     paid: set[str] = field(default_factory=set)
     amount_paid: int = 0
     rejected: dict[str, str] = field(default_factory=dict)  # request id -> reason
+    asks: dict[str, int] = field(default_factory=dict)  # request id -> amount
+    last_ask: dict[str, str] = field(default_factory=dict)  # account -> its latest request id
     ever_queued: set[str] = field(default_factory=set)
     cancelled: set[str] = field(default_factory=set)
     latencies: list[float] = field(default_factory=list)
@@ -41,6 +43,16 @@ class VenueTally:
     fire_sale_proceeds: int = 0
     fire_sale_mark_value: int = 0
     fire_sale_units: int = 0
+
+    def claimed(self) -> int:
+        """What customers asked for and still wanted: a refused ask that its customer asked
+        again counts once (as the later ask), and a cancelled one not at all."""
+        final = set(self.last_ask.values())
+        return sum(
+            amount
+            for rid, amount in self.asks.items()
+            if rid not in self.cancelled and (rid not in self.rejected or rid in final)
+        )
 
     def row(self, venue: str) -> dict[str, Any]:
         finished = self.paid | set(self.rejected) | self.cancelled
@@ -63,11 +75,8 @@ class VenueTally:
             "rejected_by_reason": dict(sorted(reasons.items())),
             "amount_requested": self.amount_requested,
             "amount_paid": self.amount_paid,
-            "paid_fraction": (
-                round(self.amount_paid / self.amount_requested, 6)
-                if self.amount_requested
-                else None
-            ),
+            "amount_claimed": (claimed := self.claimed()),
+            "paid_fraction": round(self.amount_paid / claimed, 6) if claimed else None,
             "dry_at_hours": _hours(self.dry_at),
             "gated_at_hours": _hours(self.gated_at),
             "halted_at_hours": _hours(self.halted_at),
@@ -166,6 +175,8 @@ def summarize(events: Iterable[ev.Event], meta: dict[str, Any]) -> dict[str, Any
             case ev.WithdrawalRequested():
                 t.requested += 1
                 t.amount_requested += event.amount
+                t.asks[event.request_id] = event.amount
+                t.last_ask[event.account] = event.request_id
             case ev.WithdrawalPaid():
                 t.paid.add(event.request_id)
                 t.amount_paid += event.amount

@@ -130,8 +130,8 @@ def run(
             ]
             sent += asyncio.run(kafka.publish(stack.bootstrap, zero))
             steps = steps_for(scenario, asks, stack, gateway)
-            _record_config(run_dir, run_id, speed, t0, stack, bootstrap, locust)
             swarm = start_locust(stack, asks, t0, speed, locust, run_dir / "locust")
+            _record_config(run_dir, run_id, speed, t0, stack, bootstrap, locust)
             progress(
                 f"load: {scenario.load.model} through Locust (up to {locust.users} users"
                 + (f", {locust.workers} workers" if locust.workers else "")

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
 
 from bankrun.runner.processes import group_alive, wait_until
@@ -49,7 +50,7 @@ def test_run_on_the_stack_meets_the_arithmetic_and_prometheus_agrees(tmp_path):
     frac, full = summary["venues"]["frac-10"], summary["venues"]["full-1"]
     assert frac["dry_at_hours"] == pytest.approx(10.0, rel=0.05)
     assert full["withdrawals_paid"] == full["withdrawals_requested"] > 0
-    assert frac["withdrawals_requested"] == summary["planned_requests"] // 2
+    assert frac["withdrawals_requested"] == summary["asked_requests"] // 2
 
     # Prometheus read bankrun_buffer_dry = 1 within one scrape interval (1 s) of the event
     lags = summary["prometheus_buffer_dry"]
@@ -129,18 +130,60 @@ def test_an_invalid_scenario_names_the_field_and_starts_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-def test_run_says_the_panic_load_is_not_there_yet_and_starts_nothing(tmp_path):
-    scenario = tmp_path / "panic.yaml"
-    scenario.write_text(ARITHMETIC.split("load:")[0] + "load: {model: panic}\n")
+def test_a_panic_run_on_the_stack_agrees_with_its_sim(tmp_path):
+    """flash-panic through a Locust master and two workers, with the UI open: the desk decides
+    the same asks as in `sim`, the venues answer alike, and Locust ends by itself."""
+    runs = tmp_path / "runs"
+    with (tmp_path / "run.out").open("w") as out:
+        proc = subprocess.Popen(
+            bankrun("run", "flash-panic", "--runs-dir", str(runs), "--locust-workers", "2", "--ui"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(
+            lambda: runs.exists() and any(runs.glob("*/config.json")),
+            180,
+            "the run to start Locust",
+            alive=lambda: None if proc.poll() is None else pytest.fail("run ended early"),
+        )
+        ui = json.loads(next(runs.glob("*/config.json")).read_text())["urls"]["locust"]
+        assert ui.startswith("http://127.0.0.1:")
+        assert httpx.get(ui, timeout=10).status_code == 200  # the web UI, while it runs
+        assert proc.wait(600) == 0, (tmp_path / "run.out").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(60)
     done = subprocess.run(
-        bankrun("run", str(scenario), "--runs-dir", str(tmp_path / "runs")),
+        bankrun("sim", "flash-panic", "--runs-dir", str(tmp_path / "sims")),
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=120,
     )
-    assert done.returncode == 2, done.stdout + done.stderr
-    assert "not available in `run` yet" in done.stdout
-    assert not (tmp_path / "runs").exists()
+    assert done.returncode == 0, done.stdout + done.stderr
+    (run_dir,) = runs.iterdir()
+    (sim_dir,) = (tmp_path / "sims").iterdir()
+    ran = json.loads((run_dir / "summary.json").read_text())
+    simmed = json.loads((sim_dir / "summary.json").read_text())
+    assert ran["problems"] == [], ran["problems"]
+    assert ran["asked_requests"] == sum(v["withdrawals_requested"] for v in ran["venues"].values())
+    went_dry = 0
+    for venue, want in simmed["venues"].items():
+        got = ran["venues"][venue]
+        assert got["withdrawals_requested"] == want["withdrawals_requested"], venue
+        assert got["amount_requested"] == pytest.approx(want["amount_requested"], rel=0.02)
+        if want["dry_at_hours"] is None:
+            assert got["dry_at_hours"] is None, venue
+        else:
+            went_dry += 1
+            assert got["dry_at_hours"] == pytest.approx(want["dry_at_hours"], rel=0.05), venue
+        assert abs(got["paid_fraction"] - want["paid_fraction"]) <= 0.02, venue
+    assert went_dry >= 1
+    stats = (run_dir / "locust_stats.csv").read_text()
+    assert "withdrawal,paid," in stats and "withdrawal,queued," in stats
+    assert (run_dir / "logs" / "locust-worker-1.log").exists()
+    assert [n for n, pid in started_pids(run_dir).items() if group_alive(pid)] == []
 
 
 def test_ctrl_c_on_up_stops_every_process_and_keeps_the_logs(tmp_path):

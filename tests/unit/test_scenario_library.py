@@ -4,12 +4,32 @@ from __future__ import annotations
 
 import pytest
 
+from bankrun import events as ev
 from bankrun import scenario, sim, summary
+
+
+def simulated(name: str) -> tuple[dict, list[ev.Event]]:
+    log = sim.simulate(scenario.load(name)).log
+    return summary.summarize(log, {}), log
+
+
+def share_asked(log: list[ev.Event], venue: str, by_hours: float) -> float:
+    """Share of a venue's deposits its customers had asked for by then (first asks only)."""
+    deposits = sum(e.amount for e in log if isinstance(e, ev.AccountFunded) and e.venue == venue)
+    asked: dict[str, int] = {}
+    for e in log:
+        if (
+            isinstance(e, ev.WithdrawalRequested)
+            and e.venue == venue
+            and e.scenario_time <= by_hours * 3600
+        ):
+            asked.setdefault(e.account, e.amount)
+    return sum(asked.values()) / deposits
 
 
 @pytest.fixture(scope="module")
 def ftx() -> dict:
-    return summary.summarize(sim.simulate(scenario.load("ftx-2022")).log, {})
+    return simulated("ftx-2022")[0]
 
 
 def test_ftx_runs_dry_and_halts_within_72_hours(ftx):
@@ -39,6 +59,41 @@ def test_baseline_never_runs_dry():
     for venue, row in rows.items():
         assert row["dry_at_hours"] is None, venue
         assert row["paid_fraction"] == 1.0, venue
+
+
+def test_svb_pays_a_quarter_in_a_day_and_queues_most_of_the_rest_by_morning():
+    result, log = simulated("svb-2023")
+    svb = result["venues"]["svb"]
+    assert 0.15 <= share_asked(log, "svb", 18) <= 0.35  # 9 March, before the share sale fails
+    assert 0.2 <= svb["amount_paid"] / svb["liabilities_start"] <= 0.3
+    assert share_asked(log, "svb", 36) >= 0.8  # the morning of 10 March
+    assert svb["halted_at_hours"] is not None and svb["halted_at_hours"] < 48
+    assert result["venues"]["full-reserve"]["paid_fraction"] == 1.0
+
+
+def test_flash_panic_passes_a_full_reserve_venue_by_and_drains_a_thin_one():
+    result, log = simulated("flash-panic")
+    full, thin = result["venues"]["full-reserve"], result["venues"]["fractional"]
+    assert full["dry_at_hours"] is None and full["paid_fraction"] == 1.0
+    assert share_asked(log, "full-reserve", 8) < 0.2  # the fear faded
+    assert thin["dry_at_hours"] is not None and thin["dry_at_hours"] <= 1.5
+    assert share_asked(log, "fractional", 8) > 0.9
+
+
+def test_slow_bleed_takes_weeks_to_run_dry():
+    result, log = simulated("slow-bleed")
+    celsius = result["venues"]["celsius"]
+    assert 0.03 <= share_asked(log, "celsius", 72) < 0.2  # the first days: a bleed, not a run
+    assert share_asked(log, "celsius", 504) < 0.3  # three weeks in
+    assert celsius["dry_at_hours"] is not None and celsius["dry_at_hours"] > 504
+    assert celsius["halted_at_hours"] is not None
+    assert result["venues"]["full-reserve"]["paid_fraction"] == 1.0
+
+
+@pytest.mark.parametrize("name", scenario.shipped())
+def test_every_shipped_scenario_says_where_it_comes_from(name):
+    header = scenario.resolve(name).read_text().split("\nname:")[0]
+    assert header.startswith(f"# {name}:") and header.count("\n") >= 3, name
 
 
 @pytest.mark.parametrize(
