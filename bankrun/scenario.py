@@ -205,8 +205,8 @@ def resolve(name_or_path: str | Path) -> Path:
         if not path.exists():
             raise ScenarioError(f"no scenario file {path}")
         return path
-    shipped = SCENARIO_DIR / f"{name_or_path}.yaml"
-    if not shipped.exists():
+    named = SCENARIO_DIR / f"{name_or_path}.yaml"
+    if not named.exists():
         names = ", ".join(shipped())
         raise ScenarioError(f"no scenario named {name_or_path!r}; shipped: {names}")
-    return shipped
+    return named
