@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from bankrun import schemas as schema_files
+from bankrun.runner.locust import LocustOptions
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks, each against a baseline.")
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 console = Console()
 
-DEFAULT_SCENARIO = "policies-48h"
+DEFAULT_SCENARIO = "ftx-2022"
 
 
 def _terminate_as_interrupt() -> None:
@@ -123,7 +124,7 @@ def run(
     ] = None,
     users: Annotated[
         int, typer.Option(help="the most Locust users; the run's shape grows to it as needed")
-    ] = 50,
+    ] = LocustOptions.users,
     locust_workers: Annotated[
         int, typer.Option(min=0, max=64, help="Locust master + N worker processes (0: one)")
     ] = 0,
@@ -132,7 +133,6 @@ def run(
     ] = False,
 ) -> None:
     """Run a scenario end to end on the real stack (Locust load) and write runs/<run-id>/."""
-    from bankrun.runner.locust import LocustOptions
     from bankrun.runner.processes import StartupError
     from bankrun.runner.prometheus import PrometheusMissing
     from bankrun.runner.run import run as run_scenario
@@ -389,6 +389,38 @@ def bench_withdrawals(
     _terminate_as_interrupt()
     figures = run_withdrawals_bench(withdrawals, concurrency, venues, console)
     _print_figures("withdrawals through the embedded stack", figures)
+
+
+@bench_app.command("locust")
+def bench_locust(
+    withdrawals: Annotated[int, typer.Option(help="withdrawals in the burst")] = 5_000,
+    users: Annotated[int, typer.Option(min=1, help="Locust users")] = LocustOptions.users,
+    locust_workers: Annotated[int, typer.Option(min=0, help="Locust worker processes")] = 0,
+    venues: Annotated[int, typer.Option(help="venues (spread over partitions)")] = 4,
+    capacity: Annotated[
+        str, typer.Option(help="customers per venue for the capacity runs, comma-separated")
+    ] = "200,500,1000,2000",
+    hours: Annotated[float, typer.Option(help="scenario hours of ftx-2022 per capacity run")] = 24,
+    output: Annotated[Path | None, typer.Option(help="also write the figures as JSON")] = None,
+) -> None:
+    """Locust withdrawals/s through the gateway vs. the raw broker, and the most customers a
+    `run` of ftx-2022 carries at its speed before scenario time falls behind (the lag)."""
+    from bankrun.bench.locust import run_capacity_bench, run_locust_bench
+
+    _terminate_as_interrupt()
+    figures = run_locust_bench(withdrawals, users, locust_workers, venues, console)
+    _print_figures("withdrawals delivered by Locust (embedded stack)", figures)
+    sizes = [int(n) for n in capacity.split(",") if n.strip()]
+    rows = run_capacity_bench(sizes, hours, users, console) if sizes else []
+    if rows:
+        table = Table(*rows[0], title=f"capacity: the first {hours:g} h of ftx-2022, clock lag")
+        for row in rows:
+            table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()))
+        console.print(table)
+        fits = [r["customers"] for r in rows if r["keeps_up"]]
+        console.print(f"largest run that kept up: {max(fits) if fits else 'none'} customers")
+    if output:
+        output.write_text(json.dumps({"locust": figures, "capacity": rows}, indent=2))
 
 
 def _print_figures(title: str, figures: dict) -> None:

@@ -5,10 +5,12 @@ the raw broker measured on the same broker in the same run."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import statistics
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,32 +31,45 @@ def spread_venues(n: int) -> list[str]:
     return spread_keys(n, "bench-{}")
 
 
+@contextlib.contextmanager
+def funded_stack(
+    names: list[str], customers: int, console: Console
+) -> Iterator[tuple[Stack, dict[str, float]]]:
+    """The embedded stack (no Prometheus, in a temporary folder) with all-hot venues whose
+    customers the gateway knows, and the raw broker measured on it first: the baseline of the
+    same run."""
+    with (
+        tempfile.TemporaryDirectory(prefix="bankrun-bench-") as tmp,
+        Stack(Path(tmp), "bench", prometheus=False, progress=console.log) as stack,
+    ):
+        assert stack.bootstrap is not None
+        baseline = asyncio.run(measure_broker(stack.bootstrap, 50_000, 200, 300, console))
+        genesis = [e for v in names for e in all_hot_venue(v, customers, 10**12)]
+        asyncio.run(kafka.publish(stack.bootstrap, genesis))
+        with httpx.Client(base_url=stack.gateway_url) as client:
+            for venue in names:
+                wait_until(
+                    lambda v=venue: (
+                        client.get(f"/accounts/{v}/c-{customers - 1}").status_code == 200
+                    ),
+                    60,
+                    "accounts at the gateway",
+                )
+        yield stack, baseline
+
+
 def run_withdrawals_bench(
     withdrawals: int, concurrency: int, venues: int, console: Console
 ) -> dict[str, Any]:
     names = spread_venues(venues)
     customers = 200
-    with tempfile.TemporaryDirectory(prefix="bankrun-bench-") as tmp:
-        stack = Stack(Path(tmp), "bench", prometheus=False, progress=console.log)
-        with stack:
-            assert stack.bootstrap is not None
-            baseline = asyncio.run(measure_broker(stack.bootstrap, 50_000, 200, 300, console))
-            genesis = [e for v in names for e in all_hot_venue(v, customers, 10**12)]
-            asyncio.run(kafka.publish(stack.bootstrap, genesis))
-            with httpx.Client(base_url=stack.gateway_url) as client:
-                for venue in names:
-                    wait_until(
-                        lambda v=venue: (
-                            client.get(f"/accounts/{v}/c-{customers - 1}").status_code == 200
-                        ),
-                        60,
-                        "accounts at the gateway",
-                    )
-            posts: list[float] = []
-            elapsed = asyncio.run(
-                _fire(stack.gateway_url, names, withdrawals, customers, concurrency, console, posts)
-            )
-            records = asyncio.run(kafka.read_topic(stack.bootstrap, WITHDRAWAL_EVENTS))
+    with funded_stack(names, customers, console) as (stack, baseline):
+        assert stack.bootstrap is not None
+        posts: list[float] = []
+        elapsed = asyncio.run(
+            _fire(stack.gateway_url, names, withdrawals, customers, concurrency, console, posts)
+        )
+        records = asyncio.run(kafka.read_topic(stack.bootstrap, WITHDRAWAL_EVENTS))
     paid = [
         ev.decode(json.dumps(r["value"]))
         for r in records

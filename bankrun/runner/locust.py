@@ -46,7 +46,7 @@ class AskFile:
 
 @dataclass
 class LocustOptions:
-    users: int = 20  # the most users the run's shape may reach
+    users: int = 100  # the most users the run's shape may reach
     workers: int = 0  # 0: one standalone process
     ui: bool = False  # keep the web UI open on loopback to watch the run
 

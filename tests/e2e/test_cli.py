@@ -71,7 +71,7 @@ def test_run_on_the_stack_meets_the_arithmetic_and_prometheus_agrees(tmp_path):
         "scenario.yaml",
         "config.json",
         "prometheus.yml",
-        "plan.jsonl",
+        "asks.jsonl",
         "events.jsonl",
         "locust_stats.csv",
         "logs/custody.log",
