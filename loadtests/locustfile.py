@@ -29,7 +29,7 @@ from locust import FastHttpUser, LoadTestShape, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 FOLLOW_S = 60.0  # how long a customer keeps checking for an answer
-GRACE_S = 15.0  # after the file closes, how long the shape waits for the last answers
+GRACE_S = 15.0  # after the file closes, how long the shape waits for an answer that does not come
 
 
 class Asks:
@@ -135,13 +135,15 @@ class Customer(FastHttpUser):
 
 class RunShape(LoadTestShape):
     """Users follow the run: one per ask waiting for its answer, up to BANKRUN_MAX_USERS, never
-    fewer than before (a stopped user would drop the ask it holds). Ends when all is answered."""
+    fewer than before (a stopped user would drop the ask it holds). Ends when the file is closed
+    and all is answered — or nothing more has been answered for GRACE_S."""
 
     def __init__(self) -> None:
         super().__init__()
         self.cap = int(os.environ.get("BANKRUN_MAX_USERS", "20"))
         self.floor = max(1, int(os.environ.get("BANKRUN_LOCUST_WORKERS", "0")))
         self.users = self.floor
+        self.progress = (0, time.time())  # answers so far, and when that count last grew
 
     def answered(self) -> int:
         assert self.runner is not None
@@ -151,8 +153,12 @@ class RunShape(LoadTestShape):
         return got + refused
 
     def tick(self) -> tuple[int, float] | None:
-        waiting = ASKS.total - self.answered()
-        if ASKS.closed_at is not None and (waiting <= 0 or time.time() - ASKS.closed_at > GRACE_S):
+        answered = self.answered()
+        if answered > self.progress[0]:
+            self.progress = (answered, time.time())
+        waiting = ASKS.total - answered
+        stalled = time.time() - max(self.progress[1], ASKS.closed_at or 0.0) > GRACE_S
+        if ASKS.closed_at is not None and (waiting <= 0 or stalled):
             return None
         self.users = max(self.users, min(self.cap, waiting))
         return self.users, float(self.cap)

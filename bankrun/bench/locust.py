@@ -53,6 +53,8 @@ def run_locust_bench(
     answered = {name: row for (kind, name), row in rows.items() if kind == "withdrawal"}
     count = sum(int(r["Request Count"]) for r in answered.values())
     rate = sum(float(r["Requests/s"]) for r in answered.values())
+    if count < withdrawals:
+        raise RuntimeError(f"Locust answered {count} of {withdrawals} withdrawals; see its log")
     post = rows[("POST", "/withdrawals")]
     return {
         "withdrawals": withdrawals,

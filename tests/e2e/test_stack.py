@@ -126,6 +126,26 @@ class TestCustomerStory:
         assert again.status_code == 200 and again.json()["status"] == "paid"
         assert api.get(f"/accounts/{VENUE}/whale-1").json()["balances"] == {"USD": 500_000}
 
+    def test_the_outcomes_feed_pages_through_the_answers(self, api):
+        wanted = {"whale-1-first": "paid", "minnow-greedy": "rejected", "whale-1-second": "paid"}
+        whole = eventually(
+            api,
+            f"/venues/{VENUE}/outcomes",
+            lambda b: (
+                {(o["request_id"], o["status"]) for o in b["outcomes"]} >= set(wanted.items())
+            ),
+            "every answer in the feed",
+        )
+        first = api.get(f"/venues/{VENUE}/outcomes", params={"limit": 1}).json()
+        rest = api.get(f"/venues/{VENUE}/outcomes", params={"after": first["next"]}).json()
+        assert first["outcomes"] + rest["outcomes"] == whole["outcomes"]
+        assert rest["next"] == whole["next"] == len(whole["outcomes"])
+        assert api.get(f"/venues/{VENUE}/outcomes", params={"after": -1}).status_code == 422
+        assert api.get("/venues/no-such-venue/outcomes").status_code == 404
+        venue = api.get(f"/venues/{VENUE}").json()
+        assert venue["status"] == "open" and venue["policy"] == "full-reserve"
+        assert venue["gated_at"] is None and venue["halted_at"] is None
+
     def test_prometheus_sees_what_the_venue_owes(self, stack, api):
         owed = 500_000 + 5_000
         promql = (
