@@ -35,6 +35,7 @@ bench: $(STAMP) prometheus
 	$(BIN)/bankrun bench ledger
 	$(BIN)/bankrun bench matching
 	$(BIN)/bankrun bench withdrawals
+	$(BIN)/bankrun bench locust
 
 schemas: $(STAMP)
 	$(BIN)/bankrun schemas

@@ -3,11 +3,11 @@
 bankrun's core decides who asks for how much and when — the constant plan up front, or the
 panic desk step by step as the run unfolds — and appends each ask to an asks file (JSON
 lines; `{"end": true}` closes it). Locust delivers: a `Customer` takes the next ask, sends it
-at its scenario time with an idempotency key, follows it until the venue answers, and reports
-the answer as a Locust request of type `withdrawal` named `paid`, `queued` or `rejected`, timed
-from request to answer. `RunShape` follows the run: as many users as asks are waiting for an
-answer (never fewer than before, up to the cap), and it ends the test once the file is closed
-and every ask is answered.
+at its scenario time with an idempotency key, follows it (long-polling its status) until the
+venue answers, and reports the answer as a Locust request of type `withdrawal` named `paid`,
+`queued` or `rejected`, timed from request to answer. `RunShape` follows the run: as many
+users as asks are waiting for an answer (never fewer than before, up to the cap), and it ends
+the test once the file is closed and every ask is answered.
 
 Distributed (`--locust-workers N`): every worker reads the file and takes every N-th ask; the
 master only counts them, for the shape.
@@ -29,6 +29,7 @@ from locust import FastHttpUser, LoadTestShape, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
 
 FOLLOW_S = 60.0  # how long a customer keeps checking for an answer
+WAIT_S = 5.0  # how long the gateway holds one status request for an answer
 GRACE_S = 15.0  # after the file closes, how long the shape waits for an answer that does not come
 
 
@@ -110,16 +111,17 @@ class Customer(FastHttpUser):
         self._follow(ask, sent)
 
     def _follow(self, ask: dict[str, Any], sent: float) -> None:
-        url = f"/withdrawals/{ask['venue']}/{ask['request_id']}"
-        pause = 0.01
+        """Long-poll the status until the venue answers (the gateway holds each GET up to
+        WAIT_S); a 404 means the gateway has not read its own request back yet."""
+        url = f"/withdrawals/{ask['venue']}/{ask['request_id']}?wait={WAIT_S:g}"
         while time.time() - sent < FOLLOW_S:
-            reply = self.client.get(url, name="/withdrawals/[venue]/[request_id]")
+            reply = self.client.get(url, name="/withdrawals/[venue]/[request_id]?wait")
             status = reply.json().get("status") if reply.status_code == 200 else None
             if status not in (None, "requested"):
                 self._answered(status, sent)
                 return
-            gevent.sleep(pause)  # a customer refreshing the page
-            pause = min(0.25, pause * 2)
+            if status is None:
+                gevent.sleep(0.05)  # not known yet: nothing to wait on at the gateway
         self._answered("unanswered", sent, error=TimeoutError(f"no answer in {FOLLOW_S:.0f} s"))
 
     def _answered(self, status: str, sent: float, error: Exception | None = None) -> None:

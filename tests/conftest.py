@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from bankrun import events as ev
 from bankrun.runner import kafka
 from bankrun.runner.processes import group_alive
+from bankrun.runner.stack import Stack
 from bankrun.topics import Topic
 
 
@@ -62,6 +63,19 @@ async def _wait_for_events(bootstrap, topic, predicate, timeout):
     finally:
         await consumer.stop()
     return seen
+
+
+def record_stacks(monkeypatch: pytest.MonkeyPatch, module: object) -> list[Stack]:
+    """Every Stack `module` enters from now on, so a test can check its processes stopped."""
+    stacks: list[Stack] = []
+
+    class RecordedStack(Stack):
+        def __enter__(self) -> Stack:
+            stacks.append(self)
+            return super().__enter__()
+
+    monkeypatch.setattr(module, "Stack", RecordedStack)
+    return stacks
 
 
 @pytest.fixture

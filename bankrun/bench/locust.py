@@ -7,8 +7,8 @@ the same broker in the same run.
 
 Capacity: the first hours of `ftx-2022` (the panic and its burst of asks) at the scenario's
 speed, with more customers per venue each time; for each size the run's clock lag — how far
-scenario time fell behind wall time while the stack settled each step. The largest size whose
-lag stayed within one tick is the figure to quote.
+scenario time fell behind wall time while the stack settled each step. The panic's burst (most
+customers asking within one step) is where the lag peaks; between bursts the clock catches up.
 """
 
 from __future__ import annotations
@@ -116,7 +116,6 @@ def run_capacity_bench(
                 "lag_p50_s": lag["p50"],
                 "lag_p99_s": lag["p99"],
                 "lag_max_s": lag["max"],
-                "keeps_up": lag["max"] <= tick_wall,
                 "wall_s": done.summary["wall_seconds"],
                 "problems": len(done.problems),
             }

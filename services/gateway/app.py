@@ -40,6 +40,7 @@ log = logging.getLogger("bankrun.gateway")
 settings = ServiceSettings.from_env()
 model = ReadModel()
 _state: dict[str, Any] = {"ready": False}
+_news = asyncio.Condition()  # notified when the read model has taken in a batch of events
 
 
 class _Body(BaseModel):
@@ -108,6 +109,9 @@ async def _follow(consumer: AIOKafkaConsumer) -> None:
                         record.partition,
                         record.offset,
                     )
+        if batches:
+            async with _news:
+                _news.notify_all()  # long polls see what this batch changed
 
 
 app = FastAPI(
@@ -257,12 +261,26 @@ async def cancel_withdrawal(venue: str, request_id: str) -> dict[str, Any]:
 
 
 @app.get("/withdrawals/{venue}/{request_id}")
-async def withdrawal_status(venue: str, request_id: str) -> dict[str, Any]:
+async def withdrawal_status(
+    venue: str,
+    request_id: str,
+    wait: Annotated[
+        float, Query(ge=0, le=30, description="seconds to wait for an answer (long poll)")
+    ] = 0,
+) -> dict[str, Any]:
+    """The withdrawal's status record; with `wait`, held until the venue has answered (or
+    `wait` seconds passed), so a customer need not poll."""
     _venue(venue)
-    known = model.withdrawals.get((venue, request_id))
-    if known is None:
+    key = (venue, request_id)
+    if key not in model.withdrawals:
         raise HTTPException(404, f"unknown withdrawal {request_id!r} at venue {venue!r}")
-    return known
+    if wait and model.withdrawals[key]["status"] == "requested":
+        with contextlib.suppress(TimeoutError):
+            async with _news:
+                await asyncio.wait_for(
+                    _news.wait_for(lambda: model.withdrawals[key]["status"] != "requested"), wait
+                )
+    return model.withdrawals[key]
 
 
 @app.get("/venues/{venue}/withdrawals")

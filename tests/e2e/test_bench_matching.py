@@ -8,19 +8,13 @@ import pytest
 
 from bankrun.bench import matching
 from bankrun.runner.processes import group_alive
+from tests.conftest import record_stacks
 
 pytestmark = pytest.mark.e2e
 
 
 def test_matching_bench_end_to_end(monkeypatch):
-    stacks: list[matching.Stack] = []
-
-    class RecordedStack(matching.Stack):
-        def __enter__(self):
-            stacks.append(self)
-            return super().__enter__()
-
-    monkeypatch.setattr(matching, "Stack", RecordedStack)
+    stacks = record_stacks(monkeypatch, matching)
     figures = matching.run_matching_bench(
         sizes=(1_000, 10_000), orders=2_000, e2e_orders=800, markets=2, resting_per_market=100
     )

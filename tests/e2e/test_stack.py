@@ -167,6 +167,15 @@ class TestCustomerStory:
             lambda: scalar(stack.prometheus_url, hot) == owed, 30, f"{hot} == {owed}", interval=0.25
         )
 
+    def test_a_long_poll_returns_once_the_venue_answers(self, api):
+        body = {"venue": VENUE, "account": "whale-1", "asset": "USD", "amount": 1}
+        headers = {"Idempotency-Key": "whale-1-long-poll"}
+        assert api.post("/withdrawals", json=body, headers=headers).status_code == 202
+        url = f"/withdrawals/{VENUE}/whale-1-long-poll"
+        reply = api.get(url, params={"wait": 20}, timeout=30)
+        assert reply.status_code == 200 and reply.json()["status"] == "paid"
+        assert api.get(url, params={"wait": 31}).status_code == 422
+
 
 class TestBadRequests:
     @pytest.mark.parametrize(
