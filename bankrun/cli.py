@@ -135,6 +135,7 @@ def run(
     """Run a scenario end to end on the real stack (Locust load) and write runs/<run-id>/."""
     from bankrun.runner.processes import StartupError
     from bankrun.runner.prometheus import PrometheusMissing
+    from bankrun.runner.run import Interrupted
     from bankrun.runner.run import run as run_scenario
 
     if users < max(1, locust_workers):
@@ -155,6 +156,12 @@ def run(
                 step=step,
                 status=status,
             )
+        except Interrupted as stopped:
+            console.print(
+                f"[yellow]interrupted: every process stopped; the log and summary so far are "
+                f"in {stopped.result.run_dir}[/]"
+            )
+            raise typer.Exit(130) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted: every process stopped, logs kept in runs/[/]")
             raise typer.Exit(130) from None

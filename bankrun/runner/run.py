@@ -27,7 +27,7 @@ from bankrun import events as ev
 from bankrun import sim, summary, workload
 from bankrun.runner import kafka
 from bankrun.runner.locust import AskFile, LocustOptions, start_locust, wait_for_locust
-from bankrun.runner.processes import wait_until
+from bankrun.runner.processes import ManagedProcess, wait_until
 from bankrun.runner.prometheus import query
 from bankrun.runner.settle import wait_until_drained
 from bankrun.runner.stack import Stack
@@ -119,6 +119,9 @@ def run(
         ]
         sent = asyncio.run(kafka.publish(stack.bootstrap, before_zero))
         gateway = httpx.Client(base_url=stack.gateway_url, timeout=10)
+        swarm: list[ManagedProcess] = []
+        lags: dict[str, float] = {}
+        interrupted = False
         try:
             _wait_for_accounts(gateway, scenario, step)
             t0 = time.time() + LEAD_SECONDS  # scenario time zero, once every customer exists
@@ -153,6 +156,10 @@ def run(
                     f"the gateway accepted {accepted} of {asks.count} asked "
                     f"withdrawals; see locust_failures.csv"
                 )
+        except KeyboardInterrupt:  # keep what was recorded: stop the load, export the log
+            interrupted = True
+            problems.append("interrupted: the log ends where the run was stopped")
+            progress("interrupted: stopping the load, keeping what was recorded")
         finally:
             gateway.close()
         for proc in swarm:
@@ -174,7 +181,19 @@ def run(
         "prometheus_market_price": market_prices,
     }
     shutil.rmtree(run_dir / "state", ignore_errors=True)
-    return _finish(run_id, run_dir, meta, problems)
+    result = _finish(run_id, run_dir, meta, problems)
+    if interrupted:
+        raise Interrupted(result)
+    return result
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM) during a run: every process stopped, and the run folder holds the
+    log and summary up to that point."""
+
+    def __init__(self, result: RunResult):
+        super().__init__(f"interrupted; what was recorded is in {result.run_dir}")
+        self.result = result
 
 
 def _wait_for_accounts(gateway: httpx.Client, scenario: Scenario, step: Step) -> None:

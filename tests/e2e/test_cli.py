@@ -211,6 +211,36 @@ def test_a_panic_run_on_the_stack_agrees_with_its_sim(tmp_path):
     assert [n for n, pid in started_pids(run_dir).items() if group_alive(pid)] == []
 
 
+def test_ctrl_c_during_a_run_stops_everything_and_keeps_the_log_so_far(tmp_path):
+    runs = tmp_path / "runs"
+    with (tmp_path / "run.out").open("w") as out:
+        proc = subprocess.Popen(
+            bankrun("run", "flash-panic", "--runs-dir", str(runs)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+    try:
+        wait_until(
+            lambda: any(p.stat().st_size for p in runs.glob("*/asks.jsonl")),
+            180,
+            "the first asks",
+            alive=lambda: None if proc.poll() is None else pytest.fail("run ended early"),
+        )
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(120) == 130, (tmp_path / "run.out").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (run_dir,) = runs.iterdir()
+    assert str(run_dir) in (tmp_path / "run.out").read_text().replace("\n", "")
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert any(p.startswith("interrupted") for p in summary["problems"])
+    assert sum(v["withdrawals_requested"] for v in summary["venues"].values()) > 0
+    assert (run_dir / "logs" / "locust.log").exists()
+    assert [n for n, pid in started_pids(run_dir).items() if group_alive(pid)] == []
+
+
 def test_ctrl_c_on_up_stops_every_process_and_keeps_the_logs(tmp_path):
     out = tmp_path / "up.out"
     with out.open("w") as sink:
