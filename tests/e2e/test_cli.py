@@ -130,6 +130,7 @@ def test_an_invalid_scenario_names_the_field_and_starts_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.timeout(1500)
 def test_the_default_run_replays_ftx_on_the_stack(tmp_path):
     """What `make run` does: ftx-2022 through Locust and Kafka. The commingled venue runs dry
     and halts within 72 h; the full-reserve venue pays every request; Locust saw the answers."""
@@ -155,6 +156,7 @@ def test_the_default_run_replays_ftx_on_the_stack(tmp_path):
     assert [n for n, pid in started_pids(run_dir).items() if group_alive(pid)] == []
 
 
+@pytest.mark.timeout(900)
 def test_a_panic_run_on_the_stack_agrees_with_its_sim(tmp_path):
     """flash-panic through a Locust master and two workers, with the UI open: the desk decides
     the same asks as in `sim`, the venues answer alike, and Locust ends by itself."""
