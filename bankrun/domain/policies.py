@@ -80,6 +80,11 @@ class ReservePolicy(ABC):
     def lcr(self, sheet: Sheet) -> float | None:
         return None
 
+    @abstractmethod
+    def target(self) -> tuple[str, float]:
+        """What the policy promises to keep, as (measure, level): `reserve_ratio` (hot cash /
+        liabilities) or `lcr`. Alerts compare the venue against it."""
+
 
 def _draw(sheet: Sheet, need: int, sources: list[tuple[str, int, float, float]]) -> list[Move]:
     """Take cash from `sources` in order — (source, held, haircut, delay) — until `need` lands."""
@@ -136,6 +141,9 @@ class FullReserve(ReservePolicy):
     def on_shortfall(self, sheet: Sheet) -> list[Move]:
         return self.rebalance(sheet)
 
+    def target(self) -> tuple[str, float]:
+        return ("reserve_ratio", self.params.hot_ratio)
+
 
 class Fractional(ReservePolicy):
     """Only `liquid_ratio` of liabilities is cash; the rest is less-liquid assets, sold slowly
@@ -151,6 +159,9 @@ class Fractional(ReservePolicy):
 
     def allocate(self, liabilities: int, segments: dict[str, int]) -> dict[str, int]:
         return {"less_liquid": liabilities - int(liabilities * self.params.liquid_ratio)}
+
+    def target(self) -> tuple[str, float]:
+        return ("reserve_ratio", self.params.liquid_ratio)
 
     def rebalance(self, sheet: Sheet) -> list[Move]:
         """Sell enough less-liquid assets to cover every withdrawal waiting for cash."""
@@ -201,6 +212,9 @@ class Lcr(ReservePolicy):
         out = self.outflows(sheet.owed_by_segment)
         return None if out == 0 else self.hqla(sheet.totals) / out
 
+    def target(self) -> tuple[str, float]:
+        return ("lcr", self.params.target_lcr)
+
     def allocate(self, liabilities: int, segments: dict[str, int]) -> dict[str, int]:
         p = self.params
         need = int(self.outflows(segments) * p.target_lcr)
@@ -248,6 +262,9 @@ class Commingled(ReservePolicy):
             if self.liquid_ratio + self.affiliate_loan_ratio > 1:
                 raise ValueError("liquid_ratio + affiliate_loan_ratio must not exceed 1")
             return self
+
+    def target(self) -> tuple[str, float]:
+        return ("reserve_ratio", self.params.liquid_ratio)
 
     def allocate(self, liabilities: int, segments: dict[str, int]) -> dict[str, int]:
         p = self.params

@@ -32,6 +32,11 @@ RESERVE_RATIO = Gauge(
     "bankrun_reserve_ratio", "Hot (liquid) reserves / customer liabilities", [*V, "asset"]
 )
 LCR = Gauge("bankrun_lcr", "Liquidity coverage ratio (lcr policy only)", V)
+POLICY_TARGET = Gauge(
+    "bankrun_policy_target",
+    "What the venue's reserve policy promises to keep: `measure` reserve_ratio or lcr",
+    [*V, "measure"],
+)
 BUFFER_DRY = Gauge(
     "bankrun_buffer_dry", "1 once a valid withdrawal could not be paid from liquid reserves", V
 )

@@ -33,6 +33,9 @@ def export_metrics(event: ev.Event, effects: Effects, journal: Partition) -> Non
         produced = out.event or ev.decode(out.value)
         if isinstance(produced, ev.ReserveSnapshot):
             metrics.BUFFER_DRY.labels(event.venue, policy).set(int(produced.dry))
+            if config:
+                measure, level = handlers.policy_of(config).target()
+                metrics.POLICY_TARGET.labels(event.venue, policy, measure).set(level)
             if produced.lcr is not None:
                 metrics.LCR.labels(event.venue, policy).set(produced.lcr)
         elif isinstance(produced, ev.BufferDry):

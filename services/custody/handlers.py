@@ -94,7 +94,7 @@ def _scenario_started(event: ev.ScenarioStarted, state: View, effects: Effects) 
     if config is None:
         raise LedgerError(f"scenario started for unknown venue {event.venue!r}")
     asset = config["asset"]
-    policy = _policy(config)
+    policy = policy_of(config)
     t = read_totals(state, event.venue, asset)
     placed = policy.allocate(t.liabilities, _segments(state, event.venue, asset))
     for source, amount in placed.items():
@@ -219,7 +219,7 @@ def _clock_tick(event: ev.ClockTick, state: View, effects: Effects) -> None:
         )
     if due:
         state.set(mobilizations_key(event.venue), later)
-    policy = _policy(config)
+    policy = policy_of(config)
     _start(event, state, effects, policy, policy.rebalance(sheet(state, event.venue, asset)), asset)
     effects.emit(reserve_snapshot(event, state, policy, asset))
 
@@ -277,7 +277,7 @@ def _payout_requested(event: ev.PayoutRequested, state: View, effects: Effects) 
             effects.emit(event.caused(ev.BufferDry, asset=event.asset, request_id=event.request_id))
         config = state.get(venue_key(event.venue))
         if config is not None:
-            policy = _policy(config)
+            policy = policy_of(config)
             moves = policy.on_shortfall(sheet(state, event.venue, event.asset))
             _start(event, state, effects, policy, moves, event.asset)
         return
@@ -313,7 +313,7 @@ HANDLED = frozenset(cls.model_fields["type"].default for cls in _HANDLERS)
 # --- helpers ---------------------------------------------------------------------------
 
 
-def _policy(config: dict[str, Any]) -> ReservePolicy:
+def policy_of(config: dict[str, Any]) -> ReservePolicy:
     return make_policy(config["policy"], config["params"])
 
 

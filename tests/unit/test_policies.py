@@ -108,3 +108,10 @@ def test_a_gate_must_do_something():
     ratio_gate = Gate(trigger="liquid_ratio_below", threshold=0.05, max_per_account_per_day=10)
     assert ratio_gate.tripped(dry=False, liquid_ratio=0.01)
     assert not ratio_gate.tripped(dry=False, liquid_ratio=0.5)
+
+
+def test_each_policy_names_the_promise_its_alert_is_held_to():
+    assert make_policy("full-reserve", {"hot_ratio": 0.15}).target() == ("reserve_ratio", 0.15)
+    assert make_policy("fractional", {"liquid_ratio": 0.2}).target() == ("reserve_ratio", 0.2)
+    assert make_policy("commingled", {"liquid_ratio": 0.1}).target() == ("reserve_ratio", 0.1)
+    assert make_policy("lcr", {"target_lcr": 1.5}).target() == ("lcr", 1.5)
