@@ -25,7 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from bankrun import events as ev
 from bankrun import sim, summary, workload
-from bankrun.runner import kafka
+from bankrun.runner import kafka, keep, overview
 from bankrun.runner.locust import AskFile, LocustOptions, start_locust, wait_for_locust
 from bankrun.runner.processes import ManagedProcess, wait_until
 from bankrun.runner.prometheus import query
@@ -121,6 +121,7 @@ def run(
         gateway = httpx.Client(base_url=stack.gateway_url, timeout=10)
         swarm: list[ManagedProcess] = []
         lags: dict[str, float] = {}
+        alerts_at_end: list[dict[str, Any]] = []
         interrupted = False
         try:
             _wait_for_accounts(gateway, scenario, step)
@@ -151,6 +152,7 @@ def run(
                 problems.append(f"Locust did not end by itself; see {swarm[0].log_path}")
             wait_until_drained(stack, sent, step)
             wait_for_scrape(stack, after=time.time())
+            alerts_at_end = keep.active_alerts(stack.prometheus_url)
             if accepted != asks.count:
                 problems.append(
                     f"the gateway accepted {accepted} of {asks.count} asked "
@@ -169,6 +171,8 @@ def run(
         export_events(stack.bootstrap, run_dir / "events.jsonl")
         dry_scrapes = prometheus_dry_lags(stack, summary.read_log(run_dir / "events.jsonl"))
         market_prices = prometheus_market_prices(stack)
+        progress("keeping the run's alerts and series from Prometheus")
+        fired = _keep_prometheus(stack, started, alerts_at_end, run_dir)
     meta = {
         "scenario": scenario.name,
         "mode": "run",
@@ -179,6 +183,7 @@ def run(
         "clock_lag_s": lags,
         "prometheus_buffer_dry": dry_scrapes,
         "prometheus_market_price": market_prices,
+        "prometheus_alerts_fired": fired,
     }
     shutil.rmtree(run_dir / "state", ignore_errors=True)
     result = _finish(run_id, run_dir, meta, problems)
@@ -364,6 +369,26 @@ def prometheus_dry_lags(stack: Stack, log: list[ev.Event]) -> dict[str, dict[str
             first = min(ones)
             out[event.venue] = {"event_wall": at, "first_scrape": first, "lag_s": first - at}
     return out
+
+
+def _keep_prometheus(
+    stack: Stack, started: float, alerts_at_end: list[dict[str, Any]], run_dir: Path
+) -> dict[str, list[str]]:
+    """`alerts.json` (the alerts API at the end of the load, and every alert that fired),
+    `prometheus/` (every series of the run) and `overview.png` (the overview dashboard's
+    panels); returns which venues (or jobs) each alert fired for."""
+    url, end = stack.prometheus_url, time.time()
+    history = keep.fired(url, stack.run_id, started, end)
+    (run_dir / "alerts.json").write_text(
+        json.dumps({"active_at_end": alerts_at_end, "fired": history}, indent=2)
+    )
+    keep.export_series(url, stack.run_id, started, end, run_dir / "prometheus")
+    overview.render(url, stack.run_id, started, end, run_dir / "overview.png")
+    out: dict[str, set[str]] = {}
+    for alert in history:
+        labels = alert["labels"]
+        out.setdefault(labels["alertname"], set()).add(labels.get("venue") or labels.get("job", ""))
+    return {name: sorted(who) for name, who in sorted(out.items())}
 
 
 def wait_for_scrape(stack: Stack, after: float, timeout: float = 30) -> None:

@@ -130,32 +130,6 @@ def test_an_invalid_scenario_names_the_field_and_starts_nothing(tmp_path):
     assert not (tmp_path / "runs").exists()
 
 
-@pytest.mark.timeout(1500)
-def test_the_default_run_replays_ftx_on_the_stack(tmp_path):
-    """What `make run` does: ftx-2022 through Locust and Kafka. The commingled venue runs dry
-    and halts within 72 h; the full-reserve venue pays every request; Locust saw the answers."""
-    runs = tmp_path / "runs"
-    done = subprocess.run(
-        bankrun("run", "--runs-dir", str(runs)), capture_output=True, text=True, timeout=1200
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    (run_dir,) = runs.iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
-    assert summary["scenario"] == "ftx-2022" and summary["problems"] == []
-    ftx, full = summary["venues"]["ftx"], summary["venues"]["full-reserve"]
-    assert ftx["policy"] == "commingled"
-    assert ftx["dry_at_hours"] is not None and ftx["dry_at_hours"] < 72
-    assert ftx["halted_at_hours"] is not None and ftx["halted_at_hours"] < 72
-    assert full["withdrawals_paid"] == full["withdrawals_requested"] > 1000
-    assert full["paid_fraction"] == 1.0
-    assert summary["markets"]["PLATFORM/USD"]["drawdown_72h"] >= 0.75
-    stats = (run_dir / "locust_stats.csv").read_text()
-    assert "withdrawal,paid," in stats and "withdrawal,queued," in stats
-    verified = subprocess.run(bankrun("verify", str(run_dir)), capture_output=True, text=True)
-    assert verified.returncode == 0, verified.stdout
-    assert [n for n, pid in started_pids(run_dir).items() if group_alive(pid)] == []
-
-
 @pytest.mark.timeout(900)
 def test_a_panic_run_on_the_stack_agrees_with_its_sim(tmp_path):
     """flash-panic through a Locust master and two workers, with the UI open: the desk decides
