@@ -15,7 +15,6 @@ stay valid PromQL once Grafana (or a test) substitutes the variables. The record
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 from grafana_foundation_sdk.builders import common as common_b
@@ -30,6 +29,7 @@ from grafana_foundation_sdk.models import dashboard as dash_m
 from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from bankrun import panels
+from bankrun.generated import GeneratedFiles, dump_json
 from bankrun.panels import DEFAULT_DIR
 
 DATASOURCE = {"type": "prometheus", "uid": "prometheus"}
@@ -416,33 +416,9 @@ def queries() -> list[tuple[str, str, str]]:
 
 def render() -> dict[str, str]:
     """Relative path -> file text, for every file under ops/grafana/dashboards/."""
-    return {f"{name}.json": _dump(build()) for name, build in DASHBOARDS.items()}
+    return {f"{name}.json": dump_json(build()) for name, build in DASHBOARDS.items()}
 
 
-def _dump(data: object) -> str:
-    return json.dumps(data, indent=2, sort_keys=True) + "\n"
-
-
-def write(directory: Path = DEFAULT_DIR) -> list[Path]:
-    written = []
-    for rel, text in render().items():
-        path = directory / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        written.append(path)
-    for stale in drift(directory):
-        (directory / stale).unlink(missing_ok=True)
-    return written
-
-
-def drift(directory: Path = DEFAULT_DIR) -> list[str]:
-    """Files under `directory` that differ from what the code generates (or should not exist)."""
-    expected = render()
-    problems = [rel for rel, text in expected.items() if _read(directory / rel) != text]
-    on_disk = {p.relative_to(directory).as_posix() for p in directory.rglob("*.json")}
-    problems += sorted(on_disk - expected.keys())
-    return problems
-
-
-def _read(path: Path) -> str | None:
-    return path.read_text() if path.exists() else None
+FILES = GeneratedFiles(render, DEFAULT_DIR)
+write = FILES.write
+drift = FILES.drift
