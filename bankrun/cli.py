@@ -229,16 +229,39 @@ def run(
     ui: Annotated[
         bool, typer.Option(help="keep Locust's web UI open on loopback to watch the run")
     ] = False,
+    gateway_url: Annotated[
+        str | None,
+        typer.Option(
+            help="attach to a running stack (compose): its gateway; needs --bootstrap, "
+            "--prometheus-url and --asks-file"
+        ),
+    ] = None,
+    prometheus_url: Annotated[
+        str | None, typer.Option(help="attached: the stack's Prometheus")
+    ] = None,
+    asks_file: Annotated[
+        Path | None, typer.Option(help="attached: the asks file the stack's Locust follows")
+    ] = None,
 ) -> None:
     """Run a scenario end to end on the real stack (Locust load) and write runs/<run-id>/."""
     from bankrun.runner.processes import StartupError
     from bankrun.runner.prometheus import PrometheusMissing
     from bankrun.runner.run import Interrupted
     from bankrun.runner.run import run as run_scenario
+    from bankrun.runner.stack import Attached
 
     if users < max(1, locust_workers):
         console.print(f"[red]--users {users}: need at least one user per Locust worker[/]")
         raise typer.Exit(2)
+    attach = None
+    if gateway_url or prometheus_url or asks_file:
+        if not (gateway_url and prometheus_url and asks_file and bootstrap):
+            console.print(
+                "[red]attaching to a running stack needs --bootstrap, --gateway-url, "
+                "--prometheus-url and --asks-file together[/]"
+            )
+            raise typer.Exit(2)
+        attach = Attached(gateway=gateway_url, prometheus=prometheus_url)
     spec, text = _load_scenario(scenario)
     _terminate_as_interrupt()
     with _progress() as (bar, step, status):
@@ -250,6 +273,8 @@ def run(
                 bootstrap=bootstrap,
                 speed=speed,
                 locust=LocustOptions(users=users, workers=locust_workers, ui=ui),
+                attach=attach,
+                asks_file=asks_file,
                 progress=lambda m: bar.console.log(m),
                 step=step,
                 status=status,

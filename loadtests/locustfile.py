@@ -12,8 +12,9 @@ the test once the file is closed and every ask is answered.
 Distributed (`--locust-workers N`): every worker reads the file and takes every N-th ask; the
 master only counts them, for the shape.
 
-Environment: BANKRUN_ASKS (path), BANKRUN_STARTED_AT (epoch seconds at scenario time zero),
-BANKRUN_SPEED, BANKRUN_MAX_USERS, BANKRUN_LOCUST_WORKERS (0: one standalone process).
+Environment: BANKRUN_ASKS (path; the file's first line gives the wall clock at scenario time
+zero and the speed, so Locust may start before the run), BANKRUN_MAX_USERS,
+BANKRUN_LOCUST_WORKERS (0: one standalone process).
 """
 
 from __future__ import annotations
@@ -40,8 +41,7 @@ class Asks:
         self.queue: Queue[dict[str, Any]] = Queue()
         self.total = 0  # asks in the file, every shard's
         self.closed_at: float | None = None
-        self.started_at = float(os.environ.get("BANKRUN_STARTED_AT", "0"))
-        self.speed = float(os.environ.get("BANKRUN_SPEED", "1"))
+        self.started_at, self.speed = 0.0, 1.0  # until the file's first line says
         self._follower: gevent.Greenlet | None = None
 
     def follow(self, shard: int, shards: int, keep: bool) -> None:
@@ -50,6 +50,8 @@ class Asks:
             self._follower = gevent.spawn(self._tail, path, shard, shards, keep)
 
     def _tail(self, path: str, shard: int, shards: int, keep: bool) -> None:
+        while not os.path.exists(path):
+            gevent.sleep(0.1)  # a Locust started before the run (compose) waits for its file
         with open(path) as lines:
             pending = ""
             while self.closed_at is None:
@@ -61,6 +63,9 @@ class Asks:
                 if not pending.endswith("\n"):
                     continue  # the writer is mid-line
                 ask, pending = json.loads(pending), ""
+                if "started_at" in ask:  # the run's clock: scenario time zero, and its speed
+                    self.started_at, self.speed = ask["started_at"], ask["speed"]
+                    continue
                 if ask.get("end"):
                     self.closed_at = time.time()
                     break

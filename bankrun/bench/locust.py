@@ -36,6 +36,8 @@ def run_locust_bench(
     customers = 200
     with funded_stack(names, customers, console) as (stack, baseline):
         asks = AskFile(stack.run_dir / "asks.jsonl")
+        started = time.time()
+        asks.start(started, 1.0)
         asks.append(
             Request(0.0, names[i % len(names)], f"c-{i % customers}", "USD", 1, f"bench-{i}")
             for i in range(withdrawals)
@@ -43,8 +45,7 @@ def run_locust_bench(
         asks.close()
         options = LocustOptions(users=users, workers=workers)
         csv_prefix = stack.run_dir / "locust"
-        started = time.time()
-        swarm = start_locust(stack, asks, started, 1.0, options, csv_prefix)
+        swarm = start_locust(stack, asks, options, csv_prefix)
         if not wait_for_locust(swarm, 600):
             raise TimeoutError("Locust did not finish the burst in 600 s")
         for proc in swarm:

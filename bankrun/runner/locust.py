@@ -23,14 +23,21 @@ LOCUSTFILE = Path(__file__).resolve().parents[2] / "loadtests" / "locustfile.py"
 
 @dataclass
 class AskFile:
-    """JSON lines of withdrawals for Locust to deliver, appended as they are decided;
+    """JSON lines of withdrawals for Locust to deliver, appended as they are decided: first
+    `{"started_at": …, "speed": …}` (the wall clock at scenario time zero, so a Locust started
+    beforehand — the compose one — knows when each ask is due), then the asks;
     `{"end": true}` closes it. Kept in the run folder: what was asked, in order."""
 
     path: Path
     count: int = 0
 
     def __post_init__(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.path.write_text("")
+
+    def start(self, started_at: float, speed: float) -> None:
+        with self.path.open("a") as out:
+            out.write(json.dumps({"started_at": started_at, "speed": speed}) + "\n")
 
     def append(self, requests: Iterable[Request]) -> int:
         lines = [json.dumps(asdict(r)) + "\n" for r in requests]
@@ -52,13 +59,11 @@ class LocustOptions:
 
 
 def start_locust(
-    stack: Stack, asks: AskFile, t0: float, speed: float, options: LocustOptions, csv: Path
+    stack: Stack, asks: AskFile, options: LocustOptions, csv: Path
 ) -> list[ManagedProcess]:
     """Start Locust for the run (ready to take asks) and return its processes, master first."""
     env = {
         "BANKRUN_ASKS": str(asks.path),
-        "BANKRUN_STARTED_AT": str(t0),
-        "BANKRUN_SPEED": str(speed),
         "BANKRUN_MAX_USERS": str(options.users),
         "BANKRUN_LOCUST_WORKERS": str(options.workers),
     }

@@ -30,7 +30,7 @@ from bankrun.runner.locust import AskFile, LocustOptions, start_locust, wait_for
 from bankrun.runner.processes import ManagedProcess, wait_until
 from bankrun.runner.prometheus import query
 from bankrun.runner.settle import wait_until_drained
-from bankrun.runner.stack import Stack
+from bankrun.runner.stack import Attached, Stack
 from bankrun.runner.steps import Steps, steps_for
 from bankrun.scenario import Scenario
 from bankrun.topics import CATALOGUE, topic_of
@@ -98,14 +98,21 @@ def run(
     progress: Progress = lambda m: None,
     step: Step = lambda what, done, total: None,
     status: Progress = lambda line: None,
+    attach: Attached | None = None,
+    asks_file: Path | None = None,
 ) -> RunResult:
+    """Attached (`attach`), the stack and its Locust are someone else's: the runner publishes
+    the genesis and the clock to `bootstrap`, writes the asks to `asks_file` for that Locust,
+    reads the gateway and Prometheus, and starts and stops nothing."""
     speed = speed or scenario.speed
     locust = locust or LocustOptions()
     run_id, run_dir = _prepare(scenario, scenario_text, runs_dir, "run")
-    asks = AskFile(run_dir / "asks.jsonl")
+    asks = AskFile(asks_file if attach and asks_file else run_dir / "asks.jsonl")
     started = time.time()
     problems: list[str] = []
-    stack = Stack(run_dir, run_id, bootstrap=bootstrap, speed=speed, progress=progress)
+    stack = Stack(
+        run_dir, run_id, bootstrap=bootstrap, speed=speed, progress=progress, attached=attach
+    )
     with stack:
         assert stack.bootstrap is not None
         progress(
@@ -133,14 +140,21 @@ def run(
                 if isinstance(e, ev.ScenarioStarted)
             ]
             sent += asyncio.run(kafka.publish(stack.bootstrap, zero))
+            asks.start(t0, speed)
             steps = steps_for(scenario, asks, stack, gateway)
-            swarm = start_locust(stack, asks, t0, speed, locust, run_dir / "locust")
+            if not attach:
+                swarm = start_locust(stack, asks, locust, run_dir / "locust")
             _record_config(run_dir, run_id, speed, t0, stack, bootstrap, locust)
             progress(
-                f"load: {scenario.load.model} through Locust (up to {locust.users} users"
-                + (f", {locust.workers} workers" if locust.workers else "")
-                + (f", UI {stack.urls['locust']}" if locust.ui else "")
-                + f"), {scenario.duration_hours} h at speed {speed:g}"
+                (
+                    f"load: {scenario.load.model} through the stack's Locust (asks in {asks.path})"
+                    if attach
+                    else f"load: {scenario.load.model} through Locust (up to {locust.users} users"
+                    + (f", {locust.workers} workers" if locust.workers else "")
+                    + (f", UI {stack.urls['locust']}" if locust.ui else "")
+                    + ")"
+                )
+                + f", {scenario.duration_hours} h at speed {speed:g}"
             )
             watch = _Watch(stack, scenario, gateway, run_dir, status)
             lags = asyncio.run(
@@ -186,6 +200,8 @@ def run(
         "prometheus_alerts_fired": fired,
     }
     shutil.rmtree(run_dir / "state", ignore_errors=True)
+    if asks.path.parent != run_dir:
+        shutil.copy(asks.path, run_dir / "asks.jsonl")
     result = _finish(run_id, run_dir, meta, problems)
     if interrupted:
         raise Interrupted(result)

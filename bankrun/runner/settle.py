@@ -39,10 +39,11 @@ def message_counts(url: str, client: httpx.Client | None = None) -> Counts:
 
 
 def stack_counts(stack: Stack, client: httpx.Client | None = None) -> Counts:
+    """The counts of every service process, replicas of one service added up."""
     counts: Counts = {}
-    for service in stack.services:
-        if service in stack.urls:
-            counts.update(message_counts(stack.urls[service], client))
+    for _, url in stack.endpoints():
+        for key, n in message_counts(url, client).items():
+            counts[key] = counts.get(key, 0) + n
     return counts
 
 
@@ -52,7 +53,7 @@ def in_flight(stack: Stack, runner_sent: Counter[str], counts: Counts) -> float:
     for (kind, _, topic), n in counts.items():
         if kind == "produced":
             produced[topic] = produced.get(topic, 0) + n
-    readers = {s for s in stack.services if s in stack.urls}
+    readers = {service for service, _ in stack.endpoints()}
     behind = 0.0
     for topic in CATALOGUE:
         for reader in set(topic.readers) & readers:

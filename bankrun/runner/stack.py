@@ -1,5 +1,6 @@
 """The embedded stack: broker, topics, services as processes, Prometheus; started in order,
-each waited on by a readiness check, and stopped in reverse whatever happens."""
+each waited on by a readiness check, and stopped in reverse whatever happens. Or a stack
+someone else runs (`Attached`: docker compose), which the runner only uses."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from bankrun.runner import kafka
-from bankrun.runner.processes import ManagedProcess, free_port, http_ok
+from bankrun.runner.processes import ManagedProcess, StartupError, free_port, http_ok, wait_until
 from bankrun.runner.prometheus import start_prometheus
 from services.common.settings import ServiceSettings
 
@@ -27,6 +30,15 @@ SERVICES: dict[str, list[str]] = {
 }
 
 
+@dataclass(frozen=True)
+class Attached:
+    """A stack someone else runs (the docker-compose one): the runner starts nothing, finds
+    each service replica through Prometheus' targets, and stops nothing."""
+
+    gateway: str
+    prometheus: str
+
+
 @dataclass
 class Stack:
     run_dir: Path
@@ -39,6 +51,8 @@ class Stack:
     started_at: float = field(default_factory=time.time)
     processes: dict[str, ManagedProcess] = field(default_factory=dict)
     urls: dict[str, str] = field(default_factory=dict)
+    attached: Attached | None = None
+    replicas: dict[str, list[str]] = field(default_factory=dict)  # attached: service -> URLs
 
     @property
     def log_dir(self) -> Path:
@@ -63,8 +77,17 @@ class Stack:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def endpoints(self) -> list[tuple[str, str]]:
+        """(service, base URL) of every service process, every replica when attached."""
+        if self.attached:
+            return [(s, url) for s, urls in sorted(self.replicas.items()) for url in urls]
+        return [(s, self.urls[s]) for s in self.services if s in self.urls]
+
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        if self.attached:
+            self._attach(self.attached)
+            return
         if self.bootstrap is None:
             self.progress("starting the embedded broker (Tansu)")
             broker, self.bootstrap = kafka.embedded_broker(self.log_dir)
@@ -85,6 +108,35 @@ class Stack:
             self.processes["prometheus"] = proc
         self._record_pids()
         self.progress("stack is up")
+
+    def _attach(self, to: Attached) -> None:
+        if self.bootstrap is None:
+            raise StartupError("an attached run needs the stack's Kafka (--bootstrap)")
+        self.urls.update(kafka=self.bootstrap, gateway=to.gateway, prometheus=to.prometheus)
+        created = asyncio.run(kafka.create_topics(self.bootstrap))
+        self.progress(f"attached; topics ready ({len(created)} created)")
+        wait_until(http_ok(f"{to.gateway}/ready"), 120, f"the gateway at {to.gateway}")
+        wait_until(self._find_replicas, 120, "every service among Prometheus' targets", 1.0)
+        self._record_pids()
+        found = ", ".join(f"{s} x{len(u)}" for s, u in sorted(self.replicas.items()))
+        self.progress(f"attached to {found}; run_id label {self.run_id!r}")
+
+    def _find_replicas(self) -> bool:
+        """Each service's replicas, from Prometheus' active targets, and the run_id label the
+        stack's series carry (the runner queries with it)."""
+        try:
+            reply = httpx.get(f"{self.urls['prometheus']}/api/v1/targets", timeout=5)
+            targets = reply.json()["data"]["activeTargets"]
+        except (httpx.HTTPError, KeyError, ValueError):
+            return False
+        self.replicas = {}
+        for target in targets:
+            job = target["labels"].get("job")
+            if job in self.services and target.get("health") == "up":
+                url = target["scrapeUrl"].removesuffix("/metrics")
+                self.replicas.setdefault(job, []).append(url)
+                self.run_id = target["labels"].get("run_id", self.run_id)
+        return set(self.replicas) == set(self.services)
 
     def _record_pids(self) -> None:
         """pids.json: what this run started, so anyone can check it was all stopped."""
