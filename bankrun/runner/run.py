@@ -200,8 +200,9 @@ def run(
         "prometheus_alerts_fired": fired,
     }
     shutil.rmtree(run_dir / "state", ignore_errors=True)
-    if asks.path.parent != run_dir:
+    if asks.path.parent != run_dir:  # attached: keep it, and clear the way for the next run
         shutil.copy(asks.path, run_dir / "asks.jsonl")
+        asks.path.unlink()
     result = _finish(run_id, run_dir, meta, problems)
     if interrupted:
         raise Interrupted(result)
