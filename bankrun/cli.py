@@ -308,6 +308,19 @@ def sim(
     _report(simulate(spec, text, runs_dir))
 
 
+@app.command("report")
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(help="a runs/<run-id> folder")],
+) -> None:
+    """(Re)write a run folder's report.html (and report/*.png) from its log and summary."""
+    from bankrun import report
+
+    if not (run_dir / "summary.json").exists():
+        console.print(f"[red]{run_dir}: no summary.json — not a run folder[/]")
+        raise typer.Exit(2)
+    console.print(f"wrote {report.build(run_dir)}")
+
+
 @app.command()
 def verify(run_dir: Annotated[Path, typer.Argument(help="a runs/<run-id> folder")]) -> None:
     """Recompute a run's summary from its event log and check the ledger invariants."""

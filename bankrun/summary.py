@@ -31,7 +31,11 @@ class VenueTally:
     amount_paid: int = 0
     rejected: dict[str, str] = field(default_factory=dict)  # request id -> reason
     asks: dict[str, int] = field(default_factory=dict)  # request id -> amount
+    asker: dict[str, str] = field(default_factory=dict)  # request id -> account
+    first_ask_at: dict[str, float] = field(default_factory=dict)  # account -> scenario seconds
     last_ask: dict[str, str] = field(default_factory=dict)  # account -> its latest request id
+    paid_to: dict[str, int] = field(default_factory=dict)  # account -> amount paid to it
+    funded: dict[str, int] = field(default_factory=dict)  # account -> starting balance
     ever_queued: set[str] = field(default_factory=set)
     cancelled: set[str] = field(default_factory=set)
     latencies: list[float] = field(default_factory=list)
@@ -44,15 +48,18 @@ class VenueTally:
     fire_sale_mark_value: int = 0
     fire_sale_units: int = 0
 
-    def claimed(self) -> int:
-        """What customers asked for and still wanted: a refused ask that its customer asked
-        again counts once (as the later ask), and a cancelled one not at all."""
+    def claimed_by_account(self) -> dict[str, int]:
+        """What each customer asked for and still wanted: a refused ask that its customer
+        asked again counts once (as the later ask), and a cancelled one not at all."""
         final = set(self.last_ask.values())
-        return sum(
-            amount
-            for rid, amount in self.asks.items()
-            if rid not in self.cancelled and (rid not in self.rejected or rid in final)
-        )
+        out: dict[str, int] = {}
+        for rid, amount in self.asks.items():
+            if rid not in self.cancelled and (rid not in self.rejected or rid in final):
+                out[self.asker[rid]] = out.get(self.asker[rid], 0) + amount
+        return out
+
+    def claimed(self) -> int:
+        return sum(self.claimed_by_account().values())
 
     def row(self, venue: str) -> dict[str, Any]:
         finished = self.paid | set(self.rejected) | self.cancelled
@@ -151,6 +158,17 @@ def unique(events: Iterable[ev.Event]) -> list[ev.Event]:
 
 
 def summarize(events: Iterable[ev.Event], meta: dict[str, Any]) -> dict[str, Any]:
+    tallies, markets = tally(events)
+    venues = {name: t.row(name) for name, t in sorted(tallies.items()) if name != "unknown"}
+    return {
+        **meta,
+        "venues": venues,
+        "markets": {name: m.row() for name, m in sorted(markets.items())},
+    }
+
+
+def tally(events: Iterable[ev.Event]) -> tuple[dict[str, VenueTally], dict[str, MarketTally]]:
+    """Each venue's and market's running totals over the log (duplicates dropped)."""
     tallies: dict[str, VenueTally] = {}
     markets: dict[str, MarketTally] = {}
     for event in unique(events):
@@ -169,6 +187,8 @@ def summarize(events: Iterable[ev.Event], meta: dict[str, Any]) -> dict[str, Any
         match event:
             case ev.VenueOpened():
                 t.policy, t.asset = event.policy, event.assets[0]
+            case ev.AccountFunded():
+                t.funded[event.account] = event.amount
             case ev.ReserveSnapshot() if t.liabilities_start is None:
                 t.liabilities_start, t.liquid_start = event.liabilities, event.hot
                 t.collateral_mark_start = event.collateral_value
@@ -176,10 +196,13 @@ def summarize(events: Iterable[ev.Event], meta: dict[str, Any]) -> dict[str, Any
                 t.requested += 1
                 t.amount_requested += event.amount
                 t.asks[event.request_id] = event.amount
+                t.asker[event.request_id] = event.account
+                t.first_ask_at.setdefault(event.account, event.scenario_time)
                 t.last_ask[event.account] = event.request_id
             case ev.WithdrawalPaid():
                 t.paid.add(event.request_id)
                 t.amount_paid += event.amount
+                t.paid_to[event.account] = t.paid_to.get(event.account, 0) + event.amount
                 t.latencies.append(event.latency_s)
             case ev.WithdrawalRejected():
                 t.rejected[event.request_id] = event.reason
@@ -199,12 +222,7 @@ def summarize(events: Iterable[ev.Event], meta: dict[str, Any]) -> dict[str, Any
                 t.fire_sale_proceeds += event.proceeds
                 t.fire_sale_mark_value += event.mark_value
                 t.fire_sale_units += event.filled
-    venues = {name: t.row(name) for name, t in sorted(tallies.items()) if name != "unknown"}
-    return {
-        **meta,
-        "venues": venues,
-        "markets": {name: m.row() for name, m in sorted(markets.items())},
-    }
+    return tallies, markets
 
 
 def check(events: Iterable[ev.Event]) -> list[str]:

@@ -24,7 +24,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from bankrun import events as ev
-from bankrun import sim, summary, workload
+from bankrun import report, sim, summary, workload
 from bankrun.runner import kafka, keep, overview
 from bankrun.runner.locust import AskFile, LocustOptions, start_locust, wait_for_locust
 from bankrun.runner.processes import ManagedProcess, wait_until
@@ -67,6 +67,7 @@ def _finish(run_id: str, run_dir: Path, meta: dict[str, Any], problems: list[str
     problems = problems + summary.check(log)
     result["problems"] = problems
     (run_dir / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True))
+    report.build(run_dir)
     return RunResult(run_id, run_dir, result, problems)
 
 

@@ -1,0 +1,291 @@
+"""`report.html`: one run laid out for a decision — the venues side by side, how each one's
+reserves and queue moved through the run, and who got paid (by balance decile, and by when
+they asked: the first movers against the late ones). Built from `events.jsonl` and
+`summary.json` alone; self-contained (plots inlined as PNG), so it opens offline from the file.
+The same plots are saved beside it under `report/`.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bankrun import events as ev
+from bankrun import summary as summaries
+
+HOUR = 3600.0
+BUCKETS = 12  # ask-time buckets over the run
+
+
+@dataclass
+class VenueSeries:
+    """A venue's balance sheet and withdrawals over scenario hours, from its snapshots."""
+
+    hours: list[float] = field(default_factory=list)
+    tiers: dict[str, list[int]] = field(
+        default_factory=lambda: {"hot": [], "transit": [], "warm": [], "cold": []}
+    )
+    liabilities: list[int] = field(default_factory=list)
+    waiting: list[int] = field(default_factory=list)
+    flows: dict[str, list[tuple[float, int]]] = field(
+        default_factory=lambda: {"requested": [], "paid": []}
+    )
+
+
+def series(log: list[ev.Event]) -> tuple[dict[str, VenueSeries], dict[str, list[tuple]]]:
+    """Per venue: snapshots and cumulative requested/paid; per market: (hour, price)."""
+    venues: dict[str, VenueSeries] = {}
+    prices: dict[str, list[tuple[float, float]]] = {}
+    totals: dict[tuple[str, str], int] = {}
+    for event in summaries.unique(log):
+        hours = event.scenario_time / HOUR
+        if isinstance(event, ev.BookSnapshot):
+            prices.setdefault(event.market, []).append((hours, event.last))
+            continue
+        if event.venue == ev.MARKET_VENUE:
+            continue
+        v = venues.setdefault(event.venue, VenueSeries())
+        if isinstance(event, ev.ReserveSnapshot):
+            v.hours.append(hours)
+            for tier, values in v.tiers.items():
+                values.append(getattr(event, tier))
+            v.liabilities.append(event.liabilities)
+            v.waiting.append(event.waiting)
+        flow = {ev.WithdrawalRequested: "requested", ev.WithdrawalPaid: "paid"}.get(type(event))
+        if flow is not None:
+            key = (event.venue, flow)
+            totals[key] = totals.get(key, 0) + event.amount  # type: ignore[attr-defined]
+            v.flows[flow].append((hours, totals[key]))
+    return venues, prices
+
+
+def who_got_paid(t: summaries.VenueTally, duration_hours: float) -> dict[str, list[dict]]:
+    """Paid share of what was claimed, by starting-balance decile (1 = smallest) and by the
+    time of each customer's first ask."""
+    claimed = t.claimed_by_account()
+    ranked = sorted(t.funded, key=lambda a: (t.funded[a], a))
+    deciles: list[list[str]] = [[] for _ in range(10)]
+    for i, account in enumerate(ranked):
+        deciles[i * 10 // len(ranked)].append(account)
+    width = max(duration_hours, 1e-9) / BUCKETS
+    buckets: list[list[str]] = [[] for _ in range(BUCKETS)]
+    for account, at in t.first_ask_at.items():
+        buckets[min(BUCKETS - 1, int(at / HOUR / width))].append(account)
+    by_decile = [_share(f"D{d + 1}", accounts) for d, accounts in enumerate(deciles)]
+    by_time = [
+        _share(f"{b * width:.0f}-{(b + 1) * width:.0f} h", accounts)
+        for b, accounts in enumerate(buckets)
+    ]
+
+    def fill(row: dict[str, Any]) -> dict[str, Any]:
+        accounts = row.pop("accounts")
+        row["claimed"] = sum(claimed.get(a, 0) for a in accounts)
+        row["paid"] = sum(t.paid_to.get(a, 0) for a in accounts)
+        row["customers"] = sum(1 for a in accounts if claimed.get(a))
+        row["paid_share"] = row["paid"] / row["claimed"] if row["claimed"] else None
+        return row
+
+    return {"by_decile": [fill(r) for r in by_decile], "by_ask_time": [fill(r) for r in by_time]}
+
+
+def _share(label: str, accounts: list[str]) -> dict[str, Any]:
+    return {"group": label, "accounts": accounts}
+
+
+def build(run_dir: Path) -> Path:
+    """Write `report.html` (and `report/*.png`) for a run folder; returns the HTML's path."""
+    result = json.loads((run_dir / "summary.json").read_text())
+    log = summaries.read_log(run_dir / "events.jsonl")
+    tallies, _ = summaries.tally(log)
+    venues, prices = series(log)
+    duration = max((e.scenario_time for e in log), default=0.0) / HOUR
+    paid = {v: who_got_paid(tallies[v], duration) for v in result["venues"]}
+    figures = {
+        "reserves": _venue_figure(venues, result["venues"]),
+        "who-got-paid": _paid_figure(paid),
+    }
+    if any(len(p) > 1 for p in prices.values()):
+        figures["prices"] = _price_figure(prices)
+    folder = run_dir / "report"
+    folder.mkdir(exist_ok=True)
+    for name, png in figures.items():
+        (folder / f"{name}.png").write_bytes(png)
+    out = run_dir / "report.html"
+    out.write_text(_html(result, paid, figures))
+    return out
+
+
+def _plt() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig: Any) -> bytes:
+    buffer = io.BytesIO()
+    fig.tight_layout()
+    fig.savefig(buffer, format="png", dpi=80)
+    _plt().close(fig)
+    return buffer.getvalue()
+
+
+def _venue_figure(venues: dict[str, VenueSeries], rows: dict[str, dict]) -> bytes:
+    plt = _plt()
+    names = [v for v in rows if v in venues]
+    fig, axes = plt.subplots(len(names), 3, figsize=(16, 3.2 * len(names)), squeeze=False)
+    for (ax_tiers, ax_flows, ax_ratio), name in zip(axes, names, strict=True):
+        v, row = venues[name], rows[name]
+        title = f"{name} ({row['policy']})"
+        ax_tiers.stackplot(v.hours, *(_dollars(x) for x in v.tiers.values()), labels=v.tiers)
+        ax_tiers.plot(v.hours, _dollars(v.liabilities), "k-", linewidth=1, label="liabilities")
+        ax_tiers.plot(v.hours, _dollars(v.waiting), "r--", linewidth=1, label="waiting")
+        ax_tiers.set_title(f"{title}: cash by tier, $", fontsize=9)
+        ax_tiers.legend(fontsize=6, loc="upper right")
+        for flow, points in v.flows.items():
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax_flows.step(xs, _dollars(list(ys)), where="post", label=flow)
+        ax_flows.set_title(f"{title}: cumulative requested vs. paid, $", fontsize=9)
+        ax_flows.legend(fontsize=6)
+        hot = v.tiers["hot"]
+        ratio = [h / lia if lia else 0.0 for h, lia in zip(hot, v.liabilities, strict=True)]
+        ax_ratio.plot(v.hours, ratio)
+        ax_ratio.set_title(f"{title}: hot reserve ratio", fontsize=9)
+        for ax in (ax_tiers, ax_flows, ax_ratio):
+            ax.tick_params(labelsize=7)
+            ax.set_xlabel("scenario hours", fontsize=7)
+            for key, style in (("dry_at_hours", "orange"), ("halted_at_hours", "red")):
+                if row.get(key) is not None:
+                    ax.axvline(row[key], color=style, linestyle=":", linewidth=1)
+    return _png(fig)
+
+
+def _paid_figure(paid: dict[str, dict[str, list[dict]]]) -> bytes:
+    plt = _plt()
+    fig, (by_decile, by_time) = plt.subplots(1, 2, figsize=(16, 4))
+    width = 0.8 / max(1, len(paid))
+    for i, (venue, groups) in enumerate(paid.items()):
+        for ax, key in ((by_decile, "by_decile"), (by_time, "by_ask_time")):
+            rows = groups[key]
+            xs = [j + i * width for j in range(len(rows))]
+            ax.bar(xs, [r["paid_share"] or 0 for r in rows], width, label=venue)
+            ax.set_xticks([j + 0.4 - width / 2 for j in range(len(rows))])
+            ax.set_xticklabels([r["group"] for r in rows], fontsize=7, rotation=30)
+    by_decile.set_title("paid share of what was claimed, by starting-balance decile", fontsize=9)
+    by_time.set_title("paid share of what was claimed, by when customers first asked", fontsize=9)
+    for ax in (by_decile, by_time):
+        ax.legend(fontsize=7)
+        ax.set_ylim(0, 1.05)
+    return _png(fig)
+
+
+def _price_figure(prices: dict[str, list[tuple]]) -> bytes:
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(16, 3))
+    for market, points in prices.items():
+        xs, ys = zip(*points, strict=True)
+        start = ys[0] or 1
+        ax.plot(xs, [y / start for y in ys], label=market)
+    ax.set_title("market prices, relative to their start", fontsize=9)
+    ax.set_xlabel("scenario hours", fontsize=7)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _dollars(values: list[int]) -> list[float]:
+    return [x / 100 for x in values]
+
+
+COLUMNS = (
+    ("policy", "policy"),
+    ("liquid at start", "liquid_start"),
+    ("dry (h)", "dry_at_hours"),
+    ("halted (h)", "halted_at_hours"),
+    ("requests paid", "withdrawals_paid"),
+    ("money paid", "paid_fraction"),
+    ("latency p50 / p99 (h)", "latency_p50_hours"),
+    ("fire-sale losses", "fire_sale_losses"),
+)
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{share:.0%}"
+
+
+def _ratio(value: int | None, whole: int | None) -> str:
+    return f"{value / whole:.0%}" if value is not None and whole else "-"
+
+
+def _cell(key: str, row: dict[str, Any]) -> str:
+    if key == "withdrawals_paid":
+        asked = row["withdrawals_requested"]
+        return f"{row['withdrawals_paid']} / {asked}" + (
+            f" ({row['withdrawals_paid'] / asked:.0%})" if asked else ""
+        )
+    if key == "latency_p50_hours":
+        p50, p99 = row["latency_p50_hours"], row["latency_p99_hours"]
+        return "-" if p50 is None else f"{p50:.2f} / {p99:.2f}"
+    if key == "liquid_start":
+        return _ratio(row["liquid_start"], row["liabilities_start"])
+    if key == "fire_sale_losses":
+        return f"${row['fire_sale_losses'] / 100:,.0f}"
+    value = row[key]
+    if key in ("dry_at_hours", "halted_at_hours"):
+        return "-" if value is None else f"{value:.2f}"
+    if key == "paid_fraction":
+        return "-" if value is None else f"{value:.1%}"
+    return str(value)
+
+
+def _html(result: dict[str, Any], paid: dict[str, dict], figures: dict[str, bytes]) -> str:
+    e = html.escape
+    head = "".join(f"<th>{e(title)}</th>" for title, _ in COLUMNS)
+    body = "".join(
+        f"<tr><td>{e(venue)}</td>"
+        + "".join(f"<td>{e(_cell(key, row))}</td>" for _, key in COLUMNS)
+        + "</tr>"
+        for venue, row in result["venues"].items()
+    )
+    groups = ""
+    for venue, split in paid.items():
+        cells = "".join(f"<td>{_percent(r['paid_share'])}</td>" for r in split["by_ask_time"])
+        groups += f"<tr><td>{e(venue)}</td>{cells}</tr>"
+    first = next(iter(paid.values()), {"by_ask_time": []})
+    labels = "".join(f"<th>{e(r['group'])}</th>" for r in first["by_ask_time"])
+    images = "".join(
+        f'<h2>{e(name)}</h2><img alt="{e(name)}" src="data:image/png;base64,'
+        f'{base64.b64encode(png).decode()}">'
+        for name, png in figures.items()
+    )
+    meta = " · ".join(
+        f"{k}: {e(str(result.get(k)))}" for k in ("run_id", "mode", "seed", "speed", "wall_seconds")
+    )
+    problems = "".join(f"<li>{e(p)}</li>" for p in result.get("problems", [])) or "<li>none</li>"
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>bankrun — {e(str(result.get("scenario")))}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5em; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+th, td {{ border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+img {{ max-width: 100%; }}
+</style></head><body>
+<h1>bankrun — {e(str(result.get("scenario")))}</h1>
+<p>{meta}</p>
+<h2>Venues side by side</h2>
+<table id="venues"><tr><th>venue</th>{head}</tr>{body}</table>
+<h2>Who got paid, by when they first asked</h2>
+<table id="who-got-paid"><tr><th>venue</th>{labels}</tr>{groups}</table>
+<h2>Problems</h2><ul>{problems}</ul>
+{images}
+</body></html>
+"""

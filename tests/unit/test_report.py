@@ -1,0 +1,48 @@
+"""The run report: self-contained, the venues side by side, and who got paid — first movers
+against the late ones — from the log alone."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from bankrun import report, scenario, summary
+from bankrun.runner.run import simulate
+
+
+@pytest.fixture(scope="module")
+def ftx(tmp_path_factory):
+    spec = scenario.load("ftx-2022")
+    return simulate(spec, scenario.resolve("ftx-2022").read_text(), tmp_path_factory.mktemp("r"))
+
+
+def test_every_sim_folder_has_a_report_that_needs_no_network(ftx):
+    page = (ftx.run_dir / "report.html").read_text()
+    assert not re.search(r"https?://|//[a-z0-9.-]+\.[a-z]{2,}/", page)  # nothing fetched
+    assert not re.search(r"<(script|link|iframe)\b", page)
+    for venue in ftx.summary["venues"]:
+        assert f"<td>{venue}</td>" in page
+    images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert {name for name, _ in images} == {"reserves", "who-got-paid", "prices"}
+    assert all(len(data) > 10_000 for _, data in images)
+    assert {p.name for p in (ftx.run_dir / "report").iterdir()} == {
+        "reserves.png",
+        "who-got-paid.png",
+        "prices.png",
+    }
+
+
+def test_who_got_paid_adds_up_to_the_summary_and_first_movers_fare_best(ftx):
+    tallies, _ = summary.tally(summary.read_log(ftx.run_dir / "events.jsonl"))
+    for venue, row in ftx.summary["venues"].items():
+        split = report.who_got_paid(tallies[venue], 120)
+        for groups in split.values():
+            assert sum(g["claimed"] for g in groups) == row["amount_claimed"], venue
+            assert sum(g["paid"] for g in groups) == row["amount_paid"], venue
+    ftx_split = report.who_got_paid(tallies["ftx"], 120)["by_ask_time"]
+    asked = [g for g in ftx_split if g["customers"]]
+    assert asked[0]["paid_share"] == 1.0  # those who left before the rival's announcement
+    assert asked[-1]["paid_share"] < 0.5  # the crowd after it: the run's injustice
+    full = report.who_got_paid(tallies["full-reserve"], 120)
+    assert all(g["paid_share"] == 1.0 for g in full["by_decile"] if g["customers"])
