@@ -97,10 +97,11 @@ def topics(
     # the compose stack's one-shot setup: its broker may still be starting, hence the wait
     import asyncio
 
+    from bankrun.runner.kafka import create_topics_within
     from bankrun.topics import CATALOGUE
 
     try:
-        created = asyncio.run(_topics_within(bootstrap, wait))
+        created = asyncio.run(create_topics_within(bootstrap, wait))
     except TimeoutError as failed:
         console.print(f"[red]{failed}[/]")
         raise typer.Exit(1) from None
@@ -108,54 +109,6 @@ def topics(
         f"{len(CATALOGUE)} topics ready on {bootstrap} ({len(created)} created: "
         f"{', '.join(created) or 'none'})"
     )
-
-
-async def _topics_within(bootstrap: str, wait: float) -> list[str]:
-    """Create the topics, retrying every second until they all exist or `wait` seconds pass.
-
-    Each attempt has its own timeout too: a broker that accepts connections but never answers
-    must not outlive the deadline.
-    """
-    import asyncio
-    import time
-
-    from aiokafka.errors import KafkaError
-
-    from bankrun.runner.kafka import create_topics
-
-    deadline = time.monotonic() + wait
-    problem = "no attempt"
-    while True:
-        try:
-            async with asyncio.timeout(max(deadline - time.monotonic(), 1.0)):
-                created = await create_topics(bootstrap)
-                missing = await _missing_topics(bootstrap)
-            if not missing:
-                return created
-            problem = f"still missing {', '.join(missing)}"
-        except (KafkaError, OSError, TimeoutError) as failed:
-            problem = str(failed) or type(failed).__name__
-        if time.monotonic() >= deadline:
-            raise TimeoutError(
-                f"topics not ready on {bootstrap} after {wait:g} s (last: {problem})"
-            )
-        await asyncio.sleep(min(1.0, max(deadline - time.monotonic(), 0.0)))
-
-
-async def _missing_topics(bootstrap: str) -> list[str]:
-    """The catalogue's topics the broker does not list: a check that does not trust create's
-    reply."""
-    from aiokafka.admin import AIOKafkaAdminClient
-
-    from bankrun.topics import CATALOGUE
-
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-    finally:
-        await admin.close()
-    return [t.name for t in CATALOGUE if t.name not in existing]
 
 
 @app.command()

@@ -97,10 +97,15 @@ def _share(label: str, accounts: list[str]) -> dict[str, Any]:
     return {"group": label, "accounts": accounts}
 
 
-def build(run_dir: Path) -> Path:
-    """Write `report.html` (and `report/*.png`) for a run folder; returns the HTML's path."""
-    result = json.loads((run_dir / "summary.json").read_text())
-    log = summaries.read_log(run_dir / "events.jsonl")
+def build(
+    run_dir: Path, result: dict[str, Any] | None = None, log: list[ev.Event] | None = None
+) -> Path:
+    """Write `report.html` (and `report/*.png`) for a run folder; returns the HTML's path.
+    `result` and `log` are the folder's summary and event log, when the caller has them."""
+    if result is None:
+        result = json.loads((run_dir / "summary.json").read_text())
+    if log is None:
+        log = summaries.read_log(run_dir / "events.jsonl")
     tallies, _ = summaries.tally(log)
     venues, prices = series(log)
     duration = max((e.scenario_time for e in log), default=0.0) / HOUR

@@ -30,8 +30,7 @@ class VenueTally:
     paid: set[str] = field(default_factory=set)
     amount_paid: int = 0
     rejected: dict[str, str] = field(default_factory=dict)  # request id -> reason
-    asks: dict[str, int] = field(default_factory=dict)  # request id -> amount
-    asker: dict[str, str] = field(default_factory=dict)  # request id -> account
+    asks: dict[str, tuple[str, int]] = field(default_factory=dict)  # request -> account, amount
     first_ask_at: dict[str, float] = field(default_factory=dict)  # account -> scenario seconds
     last_ask: dict[str, str] = field(default_factory=dict)  # account -> its latest request id
     paid_to: dict[str, int] = field(default_factory=dict)  # account -> amount paid to it
@@ -53,9 +52,9 @@ class VenueTally:
         asked again counts once (as the later ask), and a cancelled one not at all."""
         final = set(self.last_ask.values())
         out: dict[str, int] = {}
-        for rid, amount in self.asks.items():
+        for rid, (account, amount) in self.asks.items():
             if rid not in self.cancelled and (rid not in self.rejected or rid in final):
-                out[self.asker[rid]] = out.get(self.asker[rid], 0) + amount
+                out[account] = out.get(account, 0) + amount
         return out
 
     def claimed(self) -> int:
@@ -195,8 +194,7 @@ def tally(events: Iterable[ev.Event]) -> tuple[dict[str, VenueTally], dict[str, 
             case ev.WithdrawalRequested():
                 t.requested += 1
                 t.amount_requested += event.amount
-                t.asks[event.request_id] = event.amount
-                t.asker[event.request_id] = event.account
+                t.asks[event.request_id] = (event.account, event.amount)
                 t.first_ask_at.setdefault(event.account, event.scenario_time)
                 t.last_ask[event.account] = event.request_id
             case ev.WithdrawalPaid():

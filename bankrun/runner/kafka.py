@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
@@ -85,6 +86,41 @@ async def create_topics(bootstrap: str, topics: Iterable[Topic] = CATALOGUE) -> 
     finally:
         await admin.close()
     return created
+
+
+async def create_topics_within(bootstrap: str, wait: float) -> list[str]:
+    """Create the topics, retrying every second until they all exist or `wait` seconds pass
+    (raises TimeoutError). Each attempt has its own timeout too: a broker that accepts
+    connections but never answers must not outlive the deadline."""
+    deadline = time.monotonic() + wait
+    problem = "no attempt"
+    while True:
+        try:
+            async with asyncio.timeout(max(deadline - time.monotonic(), 1.0)):
+                created = await create_topics(bootstrap)
+                missing = await _missing_topics(bootstrap)
+            if not missing:
+                return created
+            problem = f"still missing {', '.join(missing)}"
+        except (KafkaError, OSError, TimeoutError) as failed:
+            problem = str(failed) or type(failed).__name__
+        if time.monotonic() >= deadline:
+            raise TimeoutError(
+                f"topics not ready on {bootstrap} after {wait:g} s (last: {problem})"
+            )
+        await asyncio.sleep(min(1.0, max(deadline - time.monotonic(), 0.0)))
+
+
+async def _missing_topics(bootstrap: str) -> list[str]:
+    """The catalogue's topics the broker does not list: a check that does not trust create's
+    reply."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+    finally:
+        await admin.close()
+    return [t.name for t in CATALOGUE if t.name not in existing]
 
 
 async def publish(bootstrap: str, events: Iterable[ev.Event]) -> Counter[str]:

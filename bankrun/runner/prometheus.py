@@ -41,7 +41,6 @@ def prometheus_binary(install: bool = True) -> str:
 
 RULES = OPS_DIR / "rules"
 COMPOSE_CONFIG = OPS_DIR / "prometheus.compose.yml"
-SERVICE_JOBS = ("custody", "gateway", "matching", "withdrawal")
 COMPOSE_PORT = 8000  # every service's HTTP port inside its container (BANKRUN_PORT)
 
 
@@ -69,13 +68,15 @@ def scrape_config(targets: dict[str, str], run_id: str, interval: str = "1s") ->
 def compose_config(run_id: str = "compose") -> dict[str, Any]:
     """The compose stack's: the same jobs and rules, each service found by DNS so that every
     replica is scraped (`docker compose up --scale custody=3` needs no change here)."""
+    from bankrun.runner.stack import SERVICES  # here: the stack imports this module
+
     jobs = [
         {
             "job_name": service,
             "dns_sd_configs": [{"names": [service], "type": "A", "port": COMPOSE_PORT}],
             "relabel_configs": [{"target_label": "run_id", "replacement": run_id}],
         }
-        for service in SERVICE_JOBS
+        for service in sorted(SERVICES)
     ]
     return _config(jobs, "5s", ["/etc/prometheus/rules/*.yml"])
 

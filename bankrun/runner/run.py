@@ -29,14 +29,12 @@ from bankrun.runner import kafka, keep, overview
 from bankrun.runner.locust import AskFile, LocustOptions, start_locust, wait_for_locust
 from bankrun.runner.processes import ManagedProcess, wait_until
 from bankrun.runner.prometheus import query
-from bankrun.runner.settle import wait_until_drained
-from bankrun.runner.stack import Attached, Stack
+from bankrun.runner.settle import Step, wait_until_drained
+from bankrun.runner.stack import Attached, Progress, Stack
 from bankrun.runner.steps import Steps, steps_for
 from bankrun.scenario import Scenario
 from bankrun.topics import CATALOGUE, topic_of
 
-Progress = Callable[[str], None]
-Step = Callable[[str, float, float], None]  # (what, done, total)
 LEAD_SECONDS = 3.0  # wall seconds between publishing the genesis and scenario time zero
 
 
@@ -67,7 +65,7 @@ def _finish(run_id: str, run_dir: Path, meta: dict[str, Any], problems: list[str
     problems = problems + summary.check(log)
     result["problems"] = problems
     (run_dir / "summary.json").write_text(json.dumps(result, indent=2, sort_keys=True))
-    report.build(run_dir)
+    report.build(run_dir, result, log)
     return RunResult(run_id, run_dir, result, problems)
 
 
