@@ -30,9 +30,12 @@ Handler = Callable[[ev.Event, Callable[[str], Any]], Effects]
 class InProcessBus:
     services: dict[str, tuple[Partition, Handler]] = field(
         default_factory=lambda: {
-            "custody": (Partition({}), custody.handle),
-            "withdrawal": (Partition({}), saga.handle),
-            "matching": (Partition({}, restore=matching.restore).rebuild(), matching.handle),
+            "custody": (Partition({}, durable=False), custody.handle),
+            "withdrawal": (Partition({}, durable=False), saga.handle),
+            "matching": (
+                Partition({}, restore=matching.restore, durable=False).rebuild(),
+                matching.handle,
+            ),
         }
     )
     log: list[ev.Event] = field(default_factory=list)

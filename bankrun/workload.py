@@ -152,10 +152,17 @@ def ticks_at(scenario: Scenario, t: float) -> list[ev.Event]:
 
 
 def market_ticks(scenario: Scenario, t: float) -> list[ev.MarketTick]:
+    """A tick per market; prices are marked to every venue, but only for markets that price
+    a holding (a market that backs nothing is quoted for its own sake)."""
     severity = round(scenario.news_severity(t / HOUR), 6)
     venues = tuple(v.id for v in scenario.venues)
     return [
-        ev.MarketTick(scenario_time=t, market=m.symbol, news_severity=severity, mark_venues=venues)
+        ev.MarketTick(
+            scenario_time=t,
+            market=m.symbol,
+            news_severity=severity,
+            mark_venues=venues if m.backs else (),
+        )
         for m in scenario.markets
     ]
 

@@ -174,7 +174,7 @@ class OrderBook:
         order = self.orders.pop(order_id, None)
         if order is None:
             return [Rejected(order_id, "unknown_order")]
-        self.volume[order.side][order.price] -= order.remaining
+        self._take(order.side, order.price, order.remaining)
         return [Cancelled(order_id, order.remaining)]
 
     # --- internals ---------------------------------------------------------------------
@@ -206,7 +206,7 @@ class OrderBook:
         left = quantity
         buying = side is Side.BUY
         other = Side.SELL if buying else Side.BUY
-        levels, volume, orders = self.levels[other], self.volume[other], self.orders
+        levels, orders = self.levels[other], self.orders
         best_of = self.best_ask if buying else self.best_bid
         while left:
             best = best_of()
@@ -224,12 +224,12 @@ class OrderBook:
             fill = left if left < maker.remaining else maker.remaining
             maker.remaining -= fill
             left -= fill
-            volume[best] -= fill
             self.last_price = best
             out.append(Trade(maker.order_id, order_id, maker.owner, owner, side, best, fill))
             if maker.remaining == 0:
                 queue.popleft()
                 del orders[maker.order_id]
+            self._take(other, best, fill)
         if left:
             if rest:
                 self._rest(Order(order_id, owner, side, limit, left))
@@ -237,6 +237,15 @@ class OrderBook:
             else:
                 out.append(Cancelled(order_id, left, "unfilled"))
         return out
+
+    def _take(self, side: Side, price: int, quantity: int) -> None:
+        """Less resting at a level; an emptied level goes (with the ids of orders cancelled
+        there), so a book that is re-quoted every tick for days stays as small as it looks."""
+        volume = self.volume[side]
+        volume[price] -= quantity
+        if not volume[price]:
+            del volume[price]
+            self.levels[side].pop(price, None)
 
     def _rest(self, order: Order) -> None:
         side, price = order.side, order.price

@@ -14,6 +14,8 @@ much. `bankrun.panic_desk` steps it for `sim` and `run` alike.
 
 from __future__ import annotations
 
+import bisect
+import heapq
 import random
 from dataclasses import dataclass
 from enum import StrEnum
@@ -99,12 +101,22 @@ class Crowd:
             )
             self.people[account] = Depositor(account, balance, threshold, whale, informed)
         self.trouble = 0.0  # what customers have seen of the venue's answers, 0 … 1
+        # A step costs what it asks, not the crowd's size: the calm wait in threshold order
+        # (a customer never calms down again, so who runs is always a prefix of the rest),
+        # the refused in order of when they ask again; `_order` keeps asks in account order.
+        self._order = {account: i for i, account in enumerate(self.people)}
+        calm = [p for p in self.people.values() if p.balance > 0]
+        calm.sort(key=lambda p: p.threshold)
+        self._calm = calm
+        self._thresholds = [p.threshold for p in calm]
+        self._next_calm = 0
+        self._retries: list[tuple[float, int, str]] = []
+        self._gone = 0
 
     @property
     def withdrawn_share(self) -> float:
         """Share of customers who have asked for their money (the herd everyone hears of)."""
-        gone = sum(1 for p in self.people.values() if p.state is not State.CALM)
-        return gone / len(self.people) if self.people else 0.0
+        return self._gone / len(self.people) if self.people else 0.0
 
     def fear(self, signals: Signals) -> float:
         p = self.params
@@ -121,16 +133,27 @@ class Crowd:
         """Who asks now: calm customers whose threshold the fear has passed, and refused ones
         whose wait is over. Fear is computed once per call, so a cascade unfolds call by call."""
         level = self.fear(signals)
+        end = bisect.bisect_right(self._thresholds, level, lo=self._next_calm)
+        running = self._calm[self._next_calm : end]
+        self._next_calm = max(self._next_calm, end)
+        self._gone += len(running)
+        due: dict[str, Depositor] = {}
+        while self._retries and self._retries[0][0] <= now_hours:
+            _, _, account = heapq.heappop(self._retries)
+            person = self.people[account]
+            if person.state is State.RETRY and person.retry_at <= now_hours:
+                due[account] = person  # else a stale entry: answered again since
+        running += due.values()
+        running.sort(key=lambda p: self._order[p.account])
         asks = []
-        for person in self.people.values():
+        for person in running:
             if person.balance <= 0:
                 continue
-            due = person.state is State.RETRY and now_hours >= person.retry_at
-            if (person.state is State.CALM and level >= person.threshold) or due:
-                amount = max(1, int(person.balance * self.params.withdraw_share))
-                asks.append(Ask(person.account, amount, retry=due))
-                person.state = State.ASKED
-                person.tries += 1
+            retry = person.state is State.RETRY
+            amount = max(1, int(person.balance * self.params.withdraw_share))
+            asks.append(Ask(person.account, amount, retry=retry))
+            person.state = State.ASKED
+            person.tries += 1
         return asks
 
     def answered(self, account: str, outcome: str, amount: int, now_hours: float) -> None:
@@ -147,3 +170,5 @@ class Crowd:
             give_up = person.tries > self.params.max_retries
             person.state = State.DONE if give_up else State.RETRY
             person.retry_at = now_hours + self.params.retry_hours
+            if not give_up:
+                heapq.heappush(self._retries, (person.retry_at, self._order[account], account))

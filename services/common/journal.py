@@ -27,12 +27,33 @@ from bankrun.events import Event
 from bankrun.topics import topic_of
 
 
-@dataclass(frozen=True)
 class Output:
-    topic: str
-    key: str
-    value: bytes
-    event: Event | None = field(default=None, compare=False)  # in process only, not recorded
+    """An event to send: its bytes are made when first asked for, so an in-process bus that
+    hands `event` straight to the next handler never serializes it."""
+
+    __slots__ = ("_value", "event", "key", "topic")
+
+    def __init__(
+        self, topic: str, key: str, value: bytes | None = None, event: Event | None = None
+    ):
+        if value is None and event is None:
+            raise ValueError("an output needs its bytes or its event")
+        self.topic, self.key, self._value, self.event = topic, key, value, event
+
+    @property
+    def value(self) -> bytes:
+        if self._value is None:
+            assert self.event is not None
+            self._value = self.event.to_bytes()
+        return self._value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Output):
+            return NotImplemented
+        return (self.topic, self.key, self.value) == (other.topic, other.key, other.value)
+
+    def __repr__(self) -> str:
+        return f"Output({self.topic!r}, {self.key!r}, {self.value!r})"
 
 
 @dataclass
@@ -49,7 +70,7 @@ class Effects:
     def emit(self, *events: Event) -> None:
         for event in events:
             topic = topic_of(type(event))
-            self.outputs.append(Output(topic.name, topic.key_of(event), event.to_bytes(), event))
+            self.outputs.append(Output(topic.name, topic.key_of(event), event=event))
 
     def over(self, lookup: Callable[[str], Any]) -> View:
         """Reads that see these effects on top of the stored state."""
@@ -116,15 +137,25 @@ class Partition:
     """
 
     def __init__(
-        self, records: MutableMapping[str, Any], number: int = 0, restore: Restore | None = None
+        self,
+        records: MutableMapping[str, Any],
+        number: int = 0,
+        restore: Restore | None = None,
+        durable: bool = True,
     ):
+        """`durable=False` (an in-process bus, which never rebuilds) keeps each event's
+        `Effects` as they are instead of their serialized record: duplicates are still
+        dropped, and nothing is encoded that no one will read."""
         self.records = records
         self.number = number
         self.restore = restore
+        self.durable = durable
         self.state: dict[str, Any] = {}
         self.seq = 0
 
     def rebuild(self) -> Partition:
+        if not self.durable and self.records:
+            raise ValueError("an in-process partition keeps no records to rebuild from")
         mine = sorted(
             (r for r in self.records.values() if r and r.get("partition") == self.number),
             key=lambda r: r["seq"],
@@ -149,12 +180,14 @@ class Partition:
         """
         record = self.records.get(event_id)
         if record is not None:
-            return Effects.from_record(record), False
+            return (Effects.from_record(record) if self.durable else record), False
         effects = decide()
         if not (effects.sets or effects.increments or effects.outputs):
             return effects, True  # nothing to apply: no record needed either
         self.seq += 1
-        self.records[event_id] = effects.to_record(self.number, self.seq)
+        self.records[event_id] = (
+            effects.to_record(self.number, self.seq) if self.durable else effects
+        )
         self._apply(effects)
         return effects, True
 
