@@ -12,6 +12,7 @@ in a topic in `bankrun.topics`, and run `bankrun schemas`.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import uuid
 from datetime import UTC, datetime
@@ -57,6 +58,12 @@ def _now() -> datetime:
 E = TypeVar("E", bound="Event")
 
 
+@functools.cache
+def type_of(cls: type[Event]) -> str:
+    """An event class's `type` literal (looked up on every event a handler emits)."""
+    return cls.model_fields["type"].default
+
+
 class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -72,7 +79,7 @@ class Event(BaseModel):
     def caused(self, cls: type[E], label: str = "", **fields: Any) -> E:
         """An event of type `cls` caused by this one, at the same scenario time, with a
         replay-stable id (give a `label` when one cause has several effects of a type)."""
-        tag = cls.model_fields["type"].default + (f"/{label}" if label else "")
+        tag = type_of(cls) + (f"/{label}" if label else "")
         return cls(
             event_id=derived_id(self.event_id, tag),
             venue=fields.pop("venue", self.venue),

@@ -9,8 +9,10 @@ same seed and the same answers make the same asks, and the run is not planned bu
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 
 from bankrun.domain.panic import Crowd, PanicParams, Signals
 from bankrun.scenario import Scenario
@@ -42,6 +44,7 @@ class PanicDesk:
         self.drawdown = 0.0
         self.halted: set[str] = set()
         self.steps = 0
+        self.fear: dict[str, list[tuple[float, float]]] = {v.id: [] for v in scenario.venues}
 
     @property
     def token_market(self) -> str | None:
@@ -71,6 +74,11 @@ class PanicDesk:
             self.drawdown = 1 - last / peak
         self.halted.update(halted)
 
+    def save_fear(self, path: Path) -> None:
+        """Each venue's fear level at every step, `{venue: [[hours, fear], ...]}`, for the
+        report (fear is the desk's, not an event: no service ever sees it)."""
+        path.write_text(json.dumps(self.fear))
+
     def decide(self, t: float) -> list[Request]:
         """Who asks at scenario second `t`, venue by venue; request ids follow the step."""
         hours = t / HOUR
@@ -81,10 +89,12 @@ class PanicDesk:
                 drawdown=self.drawdown if venue.token_exposed else 0.0,
                 halted=venue.id in self.halted,
             )
-            for j, ask in enumerate(self.crowds[venue.id].decide(hours, signals)):
+            crowd = self.crowds[venue.id]
+            for j, ask in enumerate(crowd.decide(hours, signals)):
                 request_id = f"{venue.id}-p{self.steps:05d}-{j:05d}"
                 self.asked[request_id] = (venue.id, ask.account, ask.amount)
                 out.append(Request(t, venue.id, ask.account, venue.asset, ask.amount, request_id))
+            self.fear[venue.id].append((hours, round(crowd.level, 4)))
         self.steps += 1
         return out
 

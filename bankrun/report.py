@@ -20,6 +20,7 @@ from bankrun import summary as summaries
 
 HOUR = 3600.0
 BUCKETS = 12  # ask-time buckets over the run
+FEAR_FILE = "fear.json"  # the panic desk's fear per venue and step (panic load only)
 
 
 @dataclass
@@ -116,6 +117,8 @@ def build(
     }
     if any(len(p) > 1 for p in prices.values()):
         figures["prices"] = _price_figure(prices)
+    if (run_dir / FEAR_FILE).exists():
+        figures["fear"] = _fear_figure(json.loads((run_dir / FEAR_FILE).read_text()), result)
     folder = run_dir / "report"
     folder.mkdir(exist_ok=True)
     for name, png in figures.items():
@@ -200,6 +203,24 @@ def _price_figure(prices: dict[str, list[tuple]]) -> bytes:
         start = ys[0] or 1
         ax.plot(xs, [y / start for y in ys], label=market)
     ax.set_title("market prices, relative to their start", fontsize=9)
+    ax.set_xlabel("scenario hours", fontsize=7)
+    ax.legend(fontsize=7)
+    return _png(fig)
+
+
+def _fear_figure(fear: dict[str, list[list[float]]], result: dict[str, Any]) -> bytes:
+    """Each venue's fear level: a customer runs once it passes the customer's own threshold,
+    so this line is what drives the requests in the plots above."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(16, 3))
+    for venue, points in fear.items():
+        if points:
+            xs, ys = zip(*points, strict=True)
+            ax.plot(xs, ys, label=venue)
+            halted = result["venues"].get(venue, {}).get("halted_at_hours")
+            if halted is not None:
+                ax.axvline(halted, color="red", linestyle=":", linewidth=1)
+    ax.set_title("fear level of each venue's customers (panic model)", fontsize=9)
     ax.set_xlabel("scenario hours", fontsize=7)
     ax.legend(fontsize=7)
     return _png(fig)

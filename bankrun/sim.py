@@ -39,6 +39,7 @@ class InProcessBus:
         }
     )
     log: list[ev.Event] = field(default_factory=list)
+    desk: PanicDesk | None = None  # a panic's customers, after the run
 
     def publish(self, event: ev.Event) -> None:
         queue = deque([event])
@@ -114,7 +115,7 @@ def _panic(bus: InProcessBus, scenario: Scenario, load: PanicLoad) -> None:
     next step, exactly as `run` does it through the gateway."""
     for event in workload.genesis(scenario, started_at=0.0, speed=scenario.speed):
         bus.publish(event)
-    desk = PanicDesk(scenario, load.params)
+    desk = bus.desk = PanicDesk(scenario, load.params)
     reader = _LogReader(desk.token_market)
     for t in [0.0, *workload.tick_times(scenario)]:
         for tick in workload.ticks_at(scenario, t) if t > 0 else ():

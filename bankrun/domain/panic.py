@@ -101,6 +101,7 @@ class Crowd:
             )
             self.people[account] = Depositor(account, balance, threshold, whale, informed)
         self.trouble = 0.0  # what customers have seen of the venue's answers, 0 … 1
+        self.level = 0.0  # the fear at the last decision
         # A step costs what it asks, not the crowd's size: the calm wait in threshold order
         # (a customer never calms down again, so who runs is always a prefix of the rest),
         # the refused in order of when they ask again; `_order` keeps asks in account order.
@@ -132,7 +133,7 @@ class Crowd:
     def decide(self, now_hours: float, signals: Signals) -> list[Ask]:
         """Who asks now: calm customers whose threshold the fear has passed, and refused ones
         whose wait is over. Fear is computed once per call, so a cascade unfolds call by call."""
-        level = self.fear(signals)
+        level = self.level = self.fear(signals)
         end = bisect.bisect_right(self._thresholds, level, lo=self._next_calm)
         running = self._calm[self._next_calm : end]
         self._next_calm = max(self._next_calm, end)

@@ -31,10 +31,11 @@ from bankrun.runner.processes import ManagedProcess, wait_until
 from bankrun.runner.prometheus import query
 from bankrun.runner.settle import Step, wait_until_drained
 from bankrun.runner.stack import Attached, Progress, Stack
-from bankrun.runner.steps import Steps, steps_for
+from bankrun.runner.steps import Steps, Unfolding, steps_for
 from bankrun.scenario import Scenario
 from bankrun.topics import CATALOGUE, topic_of
 
+FEAR_FILE = report.FEAR_FILE
 LEAD_SECONDS = 3.0  # wall seconds between publishing the genesis and scenario time zero
 
 
@@ -73,6 +74,8 @@ def simulate(scenario: Scenario, text: str, runs_dir: Path = Path("runs")) -> Ru
     run_id, run_dir = _prepare(scenario, text, runs_dir, "sim")
     started = time.time()
     bus = sim.simulate(scenario)
+    if bus.desk is not None:
+        bus.desk.save_fear(run_dir / FEAR_FILE)
     summary.write_log(
         run_dir / "events.jsonl",
         ({"topic": topic_of(type(e)).name, "value": e.model_dump(mode="json")} for e in bus.log),
@@ -129,6 +132,7 @@ def run(
         lags: dict[str, float] = {}
         alerts_at_end: list[dict[str, Any]] = []
         interrupted = False
+        steps: Steps | None = None
         try:
             _wait_for_accounts(gateway, scenario, step)
             t0 = time.time() + LEAD_SECONDS  # scenario time zero, once every customer exists
@@ -177,6 +181,8 @@ def run(
             progress("interrupted: stopping the load, keeping what was recorded")
         finally:
             gateway.close()
+            if isinstance(steps, Unfolding):
+                steps.desk.save_fear(run_dir / FEAR_FILE)
         for proc in swarm:
             proc.stop()
         stack.stop_services()
