@@ -1,0 +1,220 @@
+"""Monte Carlo: a scenario's seeded variations, each a full `sim`, in parallel processes.
+
+A variation is the same scenario under another seed — the customers' balances, their
+thresholds, who is informed: everything the seed draws. Each is simulated end to end by the
+same handlers as any `sim`, and reduced to per-venue metrics and a few curves on the tick
+grid. Every metric is then reported as a median with a 90 % band (5th to 95th percentile);
+a metric a seed never reaches (a venue that never runs dry) counts in `n` as missing.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from bankrun import events as ev
+from bankrun import sim, summary
+from bankrun.scenario import Scenario
+
+HOUR = 3600.0
+BAND = (5.0, 95.0)  # percentiles: a 90 % band
+
+#: metric -> how the tables name it; each is read from a venue's summary row.
+METRICS = {
+    "dry_at_hours": "dry (h)",
+    "halted_at_hours": "halted (h)",
+    "paid_fraction": "money paid",
+    "requests_paid_share": "requests paid",
+    "fire_sale_losses": "fire-sale losses",
+    "latency_p99_hours": "latency p99 (h)",
+}
+#: curve -> what it plots, each a share of the venue's starting liabilities (fear: as is).
+CURVES = {
+    "cash": "hot + warm cash, share of starting liabilities",
+    "paid": "paid out, cumulative share of starting liabilities",
+    "fear": "fear level of its customers",
+}
+
+
+@dataclass
+class Outcome:
+    """One seed's answer: per venue, each metric (None: not reached) and each curve."""
+
+    seed: int
+    wall_seconds: float
+    venues: dict[str, dict[str, float | None]]
+    curves: dict[str, dict[str, list[float]]]
+
+
+@dataclass(frozen=True)
+class Band:
+    median: float
+    low: float
+    high: float
+    n: int  # seeds that reached the metric
+    of: int  # seeds run
+
+    def holds(self, check: Callable[[float], bool]) -> bool:
+        """Whether `check` holds at both edges of the band (so in ~95 % of seeds or more)."""
+        return self.n == self.of and check(self.low) and check(self.high)
+
+
+def variations(scenario: Scenario, seeds: int) -> list[Scenario]:
+    """The scenario under `seeds` consecutive seeds, its own first."""
+    return [scenario.model_copy(update={"seed": scenario.seed + i}) for i in range(seeds)]
+
+
+def outcome(scenario: Scenario) -> Outcome:
+    """Simulate one variation and keep what the bands need (not the log)."""
+    started = time.perf_counter()
+    bus = sim.simulate(scenario)
+    rows = summary.summarize(bus.log, {})["venues"]
+    venues = {
+        name: {
+            "dry_at_hours": row["dry_at_hours"],
+            "halted_at_hours": row["halted_at_hours"],
+            "paid_fraction": row["paid_fraction"],
+            "requests_paid_share": (
+                row["withdrawals_paid"] / row["withdrawals_requested"]
+                if row["withdrawals_requested"]
+                else None
+            ),
+            "fire_sale_losses": row["fire_sale_losses"] / 100,
+            "latency_p99_hours": row["latency_p99_hours"],
+        }
+        for name, row in rows.items()
+    }
+    fear = bus.desk.fear if bus.desk is not None else {}
+    curves = _curves(bus.log, grid(scenario), fear)
+    return Outcome(scenario.seed, round(time.perf_counter() - started, 3), venues, curves)
+
+
+def grid(scenario: Scenario) -> list[float]:
+    """Scenario hours at which curves are sampled: every tick, and zero."""
+    steps = int(scenario.duration_hours / scenario.tick_hours + 1e-9)
+    return [round(i * scenario.tick_hours, 6) for i in range(steps + 1)]
+
+
+def _curves(
+    log: list[ev.Event], hours: list[float], fear: dict[str, list[tuple[float, float]]]
+) -> dict[str, dict[str, list[float]]]:
+    """Each venue's cash and cumulative pay-out at the last snapshot at or before each grid
+    hour, as shares of its first snapshot's liabilities."""
+    samples: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    base: dict[str, int] = {}
+    paid: dict[str, int] = {}
+    for event in log:
+        if isinstance(event, ev.WithdrawalPaid):
+            paid[event.venue] = paid.get(event.venue, 0) + event.amount
+        elif isinstance(event, ev.ReserveSnapshot):
+            whole = base.setdefault(event.venue, event.liabilities) or 1
+            at = event.scenario_time / HOUR
+            venue = samples.setdefault(event.venue, {"cash": [], "paid": []})
+            venue["cash"].append((at, (event.hot + event.warm) / whole))
+            venue["paid"].append((at, paid.get(event.venue, 0) / whole))
+    for venue, points in fear.items():
+        samples.setdefault(venue, {})["fear"] = list(points)
+    return {
+        venue: {name: _on_grid(points, hours) for name, points in curves.items()}
+        for venue, curves in samples.items()
+    }
+
+
+def _on_grid(points: list[tuple[float, float]], hours: list[float]) -> list[float]:
+    out, i, last = [], 0, points[0][1] if points else 0.0
+    for hour in hours:
+        while i < len(points) and points[i][0] <= hour + 1e-9:
+            last = points[i][1]
+            i += 1
+        out.append(last)
+    return out
+
+
+def workers_default() -> int:
+    return len(os.sched_getaffinity(0))
+
+
+def run(
+    scenarios: Iterable[Scenario],
+    workers: int | None = None,
+    done: Callable[[Outcome], None] = lambda o: None,
+) -> list[Outcome]:
+    """Simulate each scenario, `workers` at a time in forked processes (1: in this one);
+    `done` hears of each as it finishes. Outcomes come back in the order given."""
+    todo = list(scenarios)
+    workers = min(workers or workers_default(), len(todo)) or 1
+    if workers == 1:
+        out = []
+        for scenario in todo:
+            out.append(outcome(scenario))
+            done(out[-1])
+        return out
+    results: dict[int, Outcome] = {}
+    fork = multiprocessing.get_context("fork")  # children start with everything imported
+    with ProcessPoolExecutor(workers, mp_context=fork) as pool:
+        futures = {pool.submit(outcome, s): i for i, s in enumerate(todo)}
+        try:
+            for future in as_completed(futures):
+                results[futures[future]] = future.result()
+                done(results[futures[future]])
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    return [results[i] for i in range(len(todo))]
+
+
+def band(values: Iterable[float | None]) -> Band | None:
+    values = list(values)
+    present = np.array([v for v in values if v is not None], dtype=float)
+    if not len(present):
+        return None
+    low, median, high = np.percentile(present, [BAND[0], 50.0, BAND[1]])
+    return Band(float(median), float(low), float(high), len(present), len(values))
+
+
+def bands(outcomes: list[Outcome]) -> dict[str, dict[str, Band | None]]:
+    """Per venue and metric, over the seeds."""
+    venues = list(outcomes[0].venues) if outcomes else []
+    return {
+        venue: {m: band(o.venues[venue][m] for o in outcomes) for m in METRICS}
+        for venue in venues
+    }
+
+
+def curve_bands(outcomes: list[Outcome]) -> dict[str, dict[str, dict[str, list[float]]]]:
+    """Per venue and curve: `low`, `median` and `high` at each grid hour, over the seeds."""
+    out: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for venue, curves in (outcomes[0].curves if outcomes else {}).items():
+        for name in curves:
+            stack = np.array([o.curves[venue][name] for o in outcomes], dtype=float)
+            low, median, high = np.percentile(stack, [BAND[0], 50.0, BAND[1]], axis=0)
+            out.setdefault(venue, {})[name] = {
+                "low": low.round(6).tolist(),
+                "median": median.round(6).tolist(),
+                "high": high.round(6).tolist(),
+            }
+    return out
+
+
+def as_json(scenario: Scenario, outcomes: list[Outcome], wall_seconds: float) -> dict:
+    """What `montecarlo.json` holds: the bands, the curves' bands, and every seed's metrics."""
+    return {
+        "scenario": scenario.name,
+        "seeds": [o.seed for o in outcomes],
+        "band_percentiles": list(BAND),
+        "wall_seconds": round(wall_seconds, 2),
+        "bands": {
+            venue: {m: asdict(b) if b else None for m, b in metrics.items()}
+            for venue, metrics in bands(outcomes).items()
+        },
+        "hours": grid(scenario),
+        "curves": curve_bands(outcomes),
+        "outcomes": [{"seed": o.seed, "wall_seconds": o.wall_seconds, **o.venues} for o in outcomes],
+    }
