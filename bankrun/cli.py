@@ -6,6 +6,7 @@ import json
 import signal
 import sys
 import threading
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Protocol
@@ -247,18 +248,181 @@ def run(
     _report(result)
 
 
+SCENARIO_ARG = Annotated[str, typer.Argument(help="a shipped scenario name or a YAML path")]
+RUNS_DIR = Annotated[Path, typer.Option(help="where run folders go")]
+WORKERS = Annotated[
+    int | None, typer.Option(min=1, help="parallel processes (default: one per CPU)")
+]
+
+
 @app.command()
 def sim(
-    scenario: Annotated[str, typer.Argument(help="a shipped scenario name or a YAML path")] = (
-        DEFAULT_SCENARIO
-    ),
-    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
+    scenario: SCENARIO_ARG = DEFAULT_SCENARIO,
+    runs_dir: RUNS_DIR = Path("runs"),
+    seeds: Annotated[
+        int,
+        typer.Option(
+            min=1, max=10_000, help="Monte Carlo: this many seeded variations, with 90 % bands"
+        ),
+    ] = 1,
+    workers: WORKERS = None,
 ) -> None:
-    """Run a scenario on the core alone, in process (no Kafka): seconds, deterministic."""
-    from bankrun.runner.run import simulate
+    """Run a scenario on the core alone, in process (no Kafka): seconds, deterministic.
+    With --seeds N, N seeded variations in parallel processes, each metric as a median and
+    a 90 % band."""
+    spec, text = _load_scenario(scenario)
+    if seeds == 1:
+        from bankrun.runner.run import simulate
+
+        _report(simulate(spec, text, runs_dir))
+        return
+    from bankrun import band_report, montecarlo
+
+    run_dir = _many_folder(runs_dir, f"{spec.name}-seeds{seeds}", text)
+    with _sims(seeds, f"{spec.name}: {seeds} seeds") as (done, clock):
+        outcomes = montecarlo.run(montecarlo.variations(spec, seeds), workers, done)
+    band_report.write_seeds(run_dir, spec, outcomes, clock())
+    _print_bands(f"{spec.name} over {seeds} seeds", montecarlo.bands(outcomes), "venue")
+    console.print(f"wall time: {clock():.1f} s · folder: {run_dir}")
+
+
+@app.command()
+def sweep(
+    scenario: Annotated[str, typer.Argument(help="a shipped scenario name or a YAML path")],
+    param: Annotated[
+        str,
+        typer.Option(
+            help="PATH=LOW:HIGH:STEP, e.g. "
+            "venues.fractional.policy_params.liquid_ratio=0.05:0.5:0.05"
+        ),
+    ],
+    seeds: Annotated[int, typer.Option(min=1, max=1_000, help="seeds per value")] = 3,
+    workers: WORKERS = None,
+    runs_dir: RUNS_DIR = Path("runs"),
+) -> None:
+    """Run a grid of one parameter (each value over seeds) and plot outcomes against it."""
+    from bankrun import band_report, params
+    from bankrun import sweep as sweeps
 
     spec, text = _load_scenario(scenario)
-    _report(simulate(spec, text, runs_dir))
+    try:
+        path, values = params.grid(param)
+        params.with_value(spec, path, values[0])
+    except ValueError as bad:
+        console.print(f"[red]{bad}[/]")
+        raise typer.Exit(2) from None
+    run_dir = _many_folder(runs_dir, f"{spec.name}-sweep", text)
+    total = len(values) * seeds
+    with _sims(total, f"{path}: {len(values)} values x {seeds} seeds") as (done, clock):
+        points = sweeps.sweep(spec, path, values, seeds, workers, done)
+    band_report.write_sweep(run_dir, spec, path, points, clock())
+    venue = band_report._venue_of(path, list(points[0].outcomes[0].venues))
+    for v in [venue] if venue else points[0].outcomes[0].venues:
+        rows = {f"{p.value:g}": {m: p.band(v, m) for m in _metrics()} for p in points}
+        _print_bands(f"{v}: outcomes against {path}", rows, "value")
+    console.print(f"wall time: {clock():.1f} s · folder: {run_dir}")
+
+
+@app.command()
+def reverse(
+    scenario: Annotated[str, typer.Argument(help="a shipped scenario name or a YAML path")],
+    venue: Annotated[str, typer.Option(help="the venue whose parameter is searched")],
+    param: Annotated[str, typer.Option(help="a policy parameter of the venue, or a full path")],
+    target: Annotated[str, typer.Option(help='e.g. "paid_fraction>=0.99"')],
+    seeds: Annotated[int, typer.Option(min=1, max=1_000, help="seeds per value tried")] = 5,
+    low: Annotated[float, typer.Option(help="smallest value searched")] = 0.05,
+    high: Annotated[float, typer.Option(help="largest value searched")] = 1.0,
+    step: Annotated[float, typer.Option(help="the answer's resolution")] = 0.01,
+    coverage: Annotated[
+        float, typer.Option(min=0.01, max=1.0, help="share of seeds that must meet the target")
+    ] = 0.95,
+    workers: WORKERS = None,
+    runs_dir: RUNS_DIR = Path("runs"),
+) -> None:
+    """Reverse stress test: the smallest parameter value meeting a target, by bisection."""
+    from bankrun import band_report, params
+    from bankrun import sweep as sweeps
+
+    spec, text = _load_scenario(scenario)
+    try:
+        goal = params.target(target, _metrics())
+        _, values = params.grid(f"x={low}:{high}:{step}")
+        if venue not in {v.id for v in spec.venues}:
+            raise ValueError(f"no venue {venue!r} in {spec.name}")
+    except ValueError as bad:
+        console.print(f"[red]{bad}[/]")
+        raise typer.Exit(2) from None
+    run_dir = _many_folder(runs_dir, f"{spec.name}-reverse", text)
+    bound = seeds * (2 + max(1, len(values)).bit_length())
+    with _sims(bound, f"bisecting {param} for {goal}") as (done, clock):
+        try:
+            result = sweeps.reverse(
+                spec, venue, param, goal, values, seeds, coverage, workers, done
+            )
+        except ValueError as bad:
+            console.print(f"[red]{bad}[/]")
+            raise typer.Exit(2) from None
+    band_report.write_reverse(run_dir, spec, result, clock())
+    rows = {
+        f"{p.value:g}": {goal.metric: p.band(venue, goal.metric)}
+        for p in sorted(result.tried, key=lambda p: p.value)
+    }
+    _print_bands(f"{venue}: {goal.metric} at each value tried", rows, "value", [goal.metric])
+    style = "green" if result.answer else "red"
+    console.print(f"[{style}]{result.verdict}[/]")
+    console.print(f"wall time: {clock():.1f} s · folder: {run_dir}")
+    if result.answer is None:
+        raise typer.Exit(1)
+
+
+def _metrics() -> dict[str, str]:
+    from bankrun.montecarlo import METRICS
+
+    return METRICS
+
+
+def _many_folder(runs_dir: Path, label: str, text: str) -> Path:
+    from bankrun.runner.run import new_run_id
+
+    run_dir = runs_dir / new_run_id(label)
+    run_dir.mkdir(parents=True)
+    (run_dir / "scenario.yaml").write_text(text)
+    return run_dir
+
+
+@contextmanager
+def _sims(total: int, label: str):  # type: ignore[no-untyped-def]
+    """A progress bar over sims; yields the callback each finished sim calls and a clock."""
+    import time
+
+    started = time.perf_counter()
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        try:
+            yield (lambda outcome: bar.advance(task)), (lambda: time.perf_counter() - started)
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted: the worker processes are stopped[/]")
+            raise typer.Exit(130) from None
+
+
+def _print_bands(title: str, rows: dict, first: str, metrics: list[str] | None = None) -> None:
+    from bankrun.band_report import band_text
+
+    names = _metrics()
+    shown = metrics or list(names)
+    table = Table(title=title, box=box.SIMPLE)
+    table.add_column(first, no_wrap=True)
+    for m in shown:
+        table.add_column(names[m], justify="right")
+    for name, bands in rows.items():
+        table.add_row(name, *(band_text(m, bands.get(m)) for m in shown))
+    console.print(table)
 
 
 @app.command("report")

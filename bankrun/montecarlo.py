@@ -183,8 +183,7 @@ def bands(outcomes: list[Outcome]) -> dict[str, dict[str, Band | None]]:
     """Per venue and metric, over the seeds."""
     venues = list(outcomes[0].venues) if outcomes else []
     return {
-        venue: {m: band(o.venues[venue][m] for o in outcomes) for m in METRICS}
-        for venue in venues
+        venue: {m: band(o.venues[venue][m] for o in outcomes) for m in METRICS} for venue in venues
     }
 
 
@@ -216,5 +215,7 @@ def as_json(scenario: Scenario, outcomes: list[Outcome], wall_seconds: float) ->
         },
         "hours": grid(scenario),
         "curves": curve_bands(outcomes),
-        "outcomes": [{"seed": o.seed, "wall_seconds": o.wall_seconds, **o.venues} for o in outcomes],
+        "outcomes": [
+            {"seed": o.seed, "wall_seconds": o.wall_seconds, **o.venues} for o in outcomes
+        ],
     }

@@ -119,16 +119,13 @@ def build(
         figures["prices"] = _price_figure(prices)
     if (run_dir / FEAR_FILE).exists():
         figures["fear"] = _fear_figure(json.loads((run_dir / FEAR_FILE).read_text()), result)
-    folder = run_dir / "report"
-    folder.mkdir(exist_ok=True)
-    for name, png in figures.items():
-        (folder / f"{name}.png").write_bytes(png)
+    save_figures(run_dir, figures)
     out = run_dir / "report.html"
     out.write_text(_html(result, paid, figures))
     return out
 
 
-def _plt() -> Any:
+def pyplot() -> Any:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -137,16 +134,16 @@ def _plt() -> Any:
     return plt
 
 
-def _png(fig: Any) -> bytes:
+def png(fig: Any) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buffer, format="png", dpi=80)
-    _plt().close(fig)
+    pyplot().close(fig)
     return buffer.getvalue()
 
 
 def _venue_figure(venues: dict[str, VenueSeries], rows: dict[str, dict]) -> bytes:
-    plt = _plt()
+    plt = pyplot()
     names = [v for v in rows if v in venues]
     fig, axes = plt.subplots(len(names), 3, figsize=(16, 3.2 * len(names)), squeeze=False)
     for (ax_tiers, ax_flows, ax_ratio), name in zip(axes, names, strict=True):
@@ -173,11 +170,11 @@ def _venue_figure(venues: dict[str, VenueSeries], rows: dict[str, dict]) -> byte
             for key, style in (("dry_at_hours", "orange"), ("halted_at_hours", "red")):
                 if row.get(key) is not None:
                     ax.axvline(row[key], color=style, linestyle=":", linewidth=1)
-    return _png(fig)
+    return png(fig)
 
 
 def _paid_figure(paid: dict[str, dict[str, list[dict]]]) -> bytes:
-    plt = _plt()
+    plt = pyplot()
     fig, (by_decile, by_time) = plt.subplots(1, 2, figsize=(16, 4))
     width = 0.8 / max(1, len(paid))
     for i, (venue, groups) in enumerate(paid.items()):
@@ -192,11 +189,11 @@ def _paid_figure(paid: dict[str, dict[str, list[dict]]]) -> bytes:
     for ax in (by_decile, by_time):
         ax.legend(fontsize=7)
         ax.set_ylim(0, 1.05)
-    return _png(fig)
+    return png(fig)
 
 
 def _price_figure(prices: dict[str, list[tuple]]) -> bytes:
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(16, 3))
     for market, points in prices.items():
         xs, ys = zip(*points, strict=True)
@@ -205,13 +202,13 @@ def _price_figure(prices: dict[str, list[tuple]]) -> bytes:
     ax.set_title("market prices, relative to their start", fontsize=9)
     ax.set_xlabel("scenario hours", fontsize=7)
     ax.legend(fontsize=7)
-    return _png(fig)
+    return png(fig)
 
 
 def _fear_figure(fear: dict[str, list[list[float]]], result: dict[str, Any]) -> bytes:
     """Each venue's fear level: a customer runs once it passes the customer's own threshold,
     so this line is what drives the requests in the plots above."""
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(16, 3))
     for venue, points in fear.items():
         if points:
@@ -223,7 +220,7 @@ def _fear_figure(fear: dict[str, list[list[float]]], result: dict[str, Any]) -> 
     ax.set_title("fear level of each venue's customers (panic model)", fontsize=9)
     ax.set_xlabel("scenario hours", fontsize=7)
     ax.legend(fontsize=7)
-    return _png(fig)
+    return png(fig)
 
 
 def _dollars(values: list[int]) -> list[float]:
@@ -286,18 +283,33 @@ def _html(result: dict[str, Any], paid: dict[str, dict], figures: dict[str, byte
         groups += f"<tr><td>{e(venue)}</td>{cells}</tr>"
     first = next(iter(paid.values()), {"by_ask_time": []})
     labels = "".join(f"<th>{e(r['group'])}</th>" for r in first["by_ask_time"])
+    meta = " · ".join(
+        f"{k}: {e(str(result.get(k)))}" for k in ("run_id", "mode", "seed", "speed", "wall_seconds")
+    )
+    problems = "".join(f"<li>{e(p)}</li>" for p in result.get("problems", [])) or "<li>none</li>"
+    return page(
+        f"bankrun — {result.get('scenario')}",
+        meta,
+        f"""<h2>Venues side by side</h2>
+<table id="venues"><tr><th>venue</th>{head}</tr>{body}</table>
+<h2>Who got paid, by when they first asked</h2>
+<table id="who-got-paid"><tr><th>venue</th>{labels}</tr>{groups}</table>
+<h2>Problems</h2><ul>{problems}</ul>""",
+        figures,
+    )
+
+
+def page(title: str, meta: str, body: str, figures: dict[str, bytes]) -> str:
+    """A self-contained page: `body` (HTML), then each figure inlined as a PNG."""
+    e = html.escape
     images = "".join(
         f'<h2>{e(name)}</h2><img alt="{e(name)}" src="data:image/png;base64,'
         f'{base64.b64encode(png).decode()}">'
         for name, png in figures.items()
     )
-    meta = " · ".join(
-        f"{k}: {e(str(result.get(k)))}" for k in ("run_id", "mode", "seed", "speed", "wall_seconds")
-    )
-    problems = "".join(f"<li>{e(p)}</li>" for p in result.get("problems", [])) or "<li>none</li>"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
-<title>bankrun — {e(str(result.get("scenario")))}</title>
+<title>{e(title)}</title>
 <style>
 body {{ font-family: sans-serif; margin: 1.5em; color: #222; }}
 table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
@@ -305,13 +317,16 @@ th, td {{ border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: right; }}
 th:first-child, td:first-child {{ text-align: left; }}
 img {{ max-width: 100%; }}
 </style></head><body>
-<h1>bankrun — {e(str(result.get("scenario")))}</h1>
+<h1>{e(title)}</h1>
 <p>{meta}</p>
-<h2>Venues side by side</h2>
-<table id="venues"><tr><th>venue</th>{head}</tr>{body}</table>
-<h2>Who got paid, by when they first asked</h2>
-<table id="who-got-paid"><tr><th>venue</th>{labels}</tr>{groups}</table>
-<h2>Problems</h2><ul>{problems}</ul>
+{body}
 {images}
 </body></html>
 """
+
+
+def save_figures(run_dir: Path, figures: dict[str, bytes]) -> None:
+    folder = run_dir / "report"
+    folder.mkdir(exist_ok=True)
+    for name, png in figures.items():
+        (folder / f"{name}.png").write_bytes(png)

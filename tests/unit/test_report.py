@@ -3,6 +3,7 @@ against the late ones — from the log alone."""
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -24,13 +25,22 @@ def test_every_sim_folder_has_a_report_that_needs_no_network(ftx):
     for venue in ftx.summary["venues"]:
         assert f"<td>{venue}</td>" in page
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    assert {name for name, _ in images} == {"reserves", "who-got-paid", "prices"}
+    plots = {"reserves", "who-got-paid", "prices", "fear"}
+    assert {name for name, _ in images} == plots
     assert all(len(data) > 10_000 for _, data in images)
-    assert {p.name for p in (ftx.run_dir / "report").iterdir()} == {
-        "reserves.png",
-        "who-got-paid.png",
-        "prices.png",
-    }
+    assert {p.name for p in (ftx.run_dir / "report").iterdir()} == {f"{p}.png" for p in plots}
+
+
+def test_the_fear_level_is_kept_per_venue_and_step(ftx):
+    """The commingled venue's customers, who also watch the token, are the most frightened
+    once the rival's announcement lands."""
+    fear = json.loads((ftx.run_dir / report.FEAR_FILE).read_text())
+    assert set(fear) == set(ftx.summary["venues"])
+    steps = {len(points) for points in fear.values()}
+    assert steps == {481}  # hour 0 and every quarter-hour tick of 120 h
+    after = {venue: dict(map(tuple, points))[20.0] for venue, points in fear.items()}
+    assert max(after, key=after.get) == "ftx"
+    assert all(0 <= f for points in fear.values() for _, f in points)
 
 
 def test_who_got_paid_adds_up_to_the_summary_and_first_movers_fare_best(ftx):
