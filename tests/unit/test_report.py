@@ -40,7 +40,7 @@ def test_the_fear_level_is_kept_per_venue_and_step(ftx):
     assert steps == {481}  # hour 0 and every quarter-hour tick of 120 h
     after = {venue: dict(map(tuple, points))[20.0] for venue, points in fear.items()}
     assert max(after, key=after.get) == "ftx"
-    assert all(0 <= f for points in fear.values() for _, f in points)
+    assert all(f >= 0 for points in fear.values() for _, f in points)
 
 
 def test_who_got_paid_adds_up_to_the_summary_and_first_movers_fare_best(ftx):

@@ -1,0 +1,137 @@
+"""Many seeds: Monte Carlo bands, sweeps and the reverse stress test, on real sims."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+
+from bankrun import band_report, montecarlo, params, scenario
+from bankrun import sweep as sweeps
+from bankrun.scenario import ScenarioError
+
+FLASH = scenario.load("flash-panic")
+FTX = scenario.load("ftx-2022")
+
+
+def cli(*args: str, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from bankrun.cli import app; app()", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_parallel_seeds_give_what_each_seed_gives_alone():
+    variants = montecarlo.variations(FLASH, 6)
+    assert [v.seed for v in variants] == [FLASH.seed + i for i in range(6)]
+    finished: list[int] = []
+    parallel = montecarlo.run(variants, workers=2, done=lambda o: finished.append(o.seed))
+    alone = montecarlo.run(variants[:2], workers=1)
+    assert sorted(finished) == [v.seed for v in variants]
+    assert [o.seed for o in parallel] == [v.seed for v in variants]  # in the order given
+    assert [o.venues for o in parallel[:2]] == [o.venues for o in alone]
+    assert len({json.dumps(o.venues, sort_keys=True) for o in parallel}) > 1  # seeds differ
+
+
+def test_bands_are_percentiles_of_what_the_seeds_reached():
+    assert montecarlo.band([None, None]) is None
+    b = montecarlo.band([float(x) for x in range(1, 101)] + [None])
+    assert b is not None
+    assert (b.n, b.of) == (100, 101)
+    assert b.low == pytest.approx(5.95) and b.high == pytest.approx(95.05)
+    assert b.median == pytest.approx(50.5)
+
+
+@pytest.mark.timeout(900)
+def test_ftx_bands_are_not_degenerate_and_the_report_draws_them(tmp_path):
+    """The commingled venue runs dry at the leak for some seeds and at the rival's
+    announcement for others: its band spans them, and its median lies inside."""
+    done = cli("sim", "ftx-2022", "--seeds", "12", "--runs-dir", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    (folder,) = tmp_path.iterdir()
+    data = json.loads((folder / "montecarlo.json").read_text())
+    assert data["seeds"] == list(range(FTX.seed, FTX.seed + 12))
+    dry = data["bands"]["ftx"]["dry_at_hours"]
+    assert dry["of"] == 12 and dry["n"] == 12
+    assert dry["low"] < dry["high"]  # not degenerate
+    assert dry["low"] <= dry["median"] <= dry["high"]
+    assert data["bands"]["full-reserve"]["paid_fraction"]["low"] == 1.0
+    cash = data["curves"]["ftx"]["cash"]
+    assert len(cash["median"]) == len(data["hours"]) == 481
+    assert all(
+        lo <= m <= hi for lo, m, hi in zip(cash["low"], cash["median"], cash["high"], strict=True)
+    )
+    rows = (folder / "seeds.csv").read_text().splitlines()
+    assert len(rows) == 1 + 12 * len(FTX.venues)
+    page = (folder / "report.html").read_text()
+    assert not re.search(r"https?://|<(script|link|iframe)\b", page)
+    assert {"bands", "dry-times"} <= set(re.findall(r'<img alt="([^"]+)"', page))
+    assert "ftx" in page and "[" in page
+    assert {p.name for p in (folder / "report").iterdir()} == {"bands.png", "dry-times.png"}
+
+
+def test_parameters_by_path_name_what_is_wrong():
+    s = params.with_value(FTX, "venues.fractional.policy_params.liquid_ratio", 0.3)
+    assert s.venues[2].params["liquid_ratio"] == 0.3
+    assert params.with_value(FTX, "venues.2.params.liquid_ratio", 0.4).venues[2].id == "fractional"
+    with pytest.raises(ScenarioError, match="no venues item 'nowhere'"):
+        params.with_value(FTX, "venues.nowhere.params.liquid_ratio", 0.3)
+    with pytest.raises(ScenarioError, match="no field 'liquidity'"):
+        params.with_value(FTX, "venues.fractional.params.liquidity", 0.3)
+    with pytest.raises(ScenarioError, match=r"liquid_ratio.*less than or equal to 1"):
+        params.with_value(FTX, "venues.fractional.params.liquid_ratio", 1.5)
+    assert params.grid("a.b=0.05:0.2:0.05") == ("a.b", [0.05, 0.1, 0.15, 0.2])
+    for bad in ("a.b=0.2:0.1:0.05", "a.b=1:2", "a.b=x:2:1", "=1:2:1", "a.b=0:1:0"):
+        with pytest.raises(ScenarioError):
+            params.grid(bad)
+    goal = params.target("paid_fraction >= 0.99", montecarlo.METRICS)
+    assert goal.check(0.99) and not goal.check(0.98)
+    with pytest.raises(ScenarioError, match="unknown metric"):
+        params.target("paid>=0.9", montecarlo.METRICS)
+
+
+def test_a_sweep_pays_more_as_the_liquid_reserve_grows():
+    points = sweeps.sweep(
+        FLASH, "venues.fractional.params.liquid_ratio", [0.05, 0.15, 0.5, 0.9], seeds=3
+    )
+    medians = [p.band("fractional", "paid_fraction").median for p in points]
+    assert medians == sorted(medians)
+    assert medians[0] < 0.5 < medians[-1]
+    others = {p.band("full-reserve", "paid_fraction").median for p in points}
+    assert others == {1.0}  # the neighbour's policy is untouched
+
+
+def test_a_bad_sweep_parameter_is_refused_before_any_sim(tmp_path):
+    done = cli(
+        "sweep", "flash-panic", "--param", "venues.fractional.params.nope=0:1:0.5", cwd=tmp_path
+    )
+    assert done.returncode == 2
+    assert "no field 'nope'" in done.stdout
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.timeout(900)
+def test_reverse_finds_the_smallest_liquid_ratio_that_pays_ftx_2022_customers(tmp_path):
+    """The fractional venue of ftx-2022: the value found meets the target in every seed,
+    one grid step below does not."""
+    _, values = params.grid("x=0.05:1.0:0.05")
+    goal = params.target("paid_fraction>=0.99", montecarlo.METRICS)
+    result = sweeps.reverse(FTX, "fractional", "liquid_ratio", goal, values, seeds=2)
+    assert result.answer is not None and result.below is not None, result.verdict
+    assert result.answer.value - result.below.value == pytest.approx(0.05)
+    assert result.answer.share_meeting("fractional", goal) == 1.0
+    assert result.below.share_meeting("fractional", goal) < 1.0
+    assert len(result.tried) <= 2 + len(values).bit_length()  # bisection, not a scan
+    # what was tried is what a sim gives: one seed below the answer, again from scratch
+    below = params.with_value(FTX, result.path, result.below.value)
+    again = montecarlo.outcome(below.model_copy(update={"seed": FTX.seed}))
+    assert again.venues == result.below.outcomes[0].venues
+    assert again.venues["fractional"]["paid_fraction"] < 0.99
+    page = band_report.write_reverse(tmp_path, FTX, result, 1.0).read_text()
+    assert f"{result.answer.value:g}" in re.search(r'<p id="verdict">(.*?)</p>', page).group(1)
