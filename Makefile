@@ -33,6 +33,7 @@ lint: $(STAMP)
 bench: $(STAMP) prometheus
 	$(BIN)/bankrun bench broker
 	$(BIN)/bankrun bench ledger
+	$(BIN)/bankrun bench sim
 	$(BIN)/bankrun bench matching
 	$(BIN)/bankrun bench withdrawals
 	$(BIN)/bankrun bench locust

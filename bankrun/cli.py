@@ -604,6 +604,26 @@ def bench_ledger(
     _print_figures("ledger (pure core, in process)", run_ledger_bench(postings, withdrawals))
 
 
+@bench_app.command("sim")
+def bench_sim(
+    scenario: SCENARIO_ARG = DEFAULT_SCENARIO,
+    seeds: Annotated[int, typer.Option(min=2, help="seeds, one by one and in parallel")] = 6,
+    workers: WORKERS = None,
+    output: Annotated[Path | None, typer.Option(help="also write the figures as JSON")] = None,
+) -> None:
+    """Simulated customer-hours per second on one core, and the speed-up of --seeds N over N
+    seeds one by one, against the machine's parallel capacity measured in the same run."""
+    from bankrun.bench.sim import run_sim_bench
+    from bankrun.montecarlo import workers_default
+
+    spec, _ = _load_scenario(scenario)
+    with console.status(f"{spec.name}: one sim, {seeds} seeds one by one, then in parallel"):
+        figures = run_sim_bench(spec, seeds, workers or workers_default())
+    _print_figures(f"sim ({spec.name})", figures)
+    if output:
+        output.write_text(json.dumps(figures, indent=2))
+
+
 @bench_app.command("matching")
 def bench_matching(
     orders: Annotated[int, typer.Option(help="orders in the timed mix of the pure core")] = 200_000,
