@@ -11,6 +11,8 @@ from bankrun import events as ev
 from bankrun import scenario, sim, summary
 from bankrun.domain import ledger
 from bankrun.domain.ledger import ClaimState
+from bankrun.domain.panic import PanicParams, Signals
+from bankrun.panic_desk import PanicDesk
 
 HOUR = 3600.0
 
@@ -207,3 +209,19 @@ def deposit_calls(log: list[ev.Event], kind: type[ev.Event]) -> list:
         for e in log
         if isinstance(e, kind) and e.venue == "lender" and e.source == "deposit:borrower"
     ]
+
+
+class TestFear:
+    def test_a_lenders_customers_fear_the_share_of_deposits_stuck_at_a_halted_venue(self):
+        spec = pair(
+            "{counterparty: borrower, kind: deposit, amount: 100000000}",
+            "{counterparty: borrower, kind: loan, amount: 300000000}",
+        )
+        desk = PanicDesk(spec, PanicParams(exposure_weight=2.0))
+        assert desk.exposure("lender") == 0.0
+        desk.see(14.0, halted=["borrower"])
+        assert desk.exposure("lender") == pytest.approx(0.4)
+        assert desk.exposure("borrower") == 0.0  # it owes; its own halt frightens it anyway
+        crowd = desk.crowds["lender"]
+        calm = crowd.fear(Signals())
+        assert crowd.fear(Signals(exposure=0.4)) == pytest.approx(calm + 0.8)
