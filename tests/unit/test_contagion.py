@@ -225,3 +225,80 @@ class TestFear:
         crowd = desk.crowds["lender"]
         calm = crowd.fear(Signals())
         assert crowd.fear(Signals(exposure=0.4)) == pytest.approx(calm + 0.8)
+
+
+@pytest.fixture(scope="module")
+def contagion() -> tuple[dict, list[ev.Event]]:
+    log = sim.simulate(scenario.load("contagion")).log
+    return summary.summarize(log, {})["venues"], log
+
+
+class TestContagionScenario:
+    """The acceptance of issue 8, part 4, on the shipped scenario: a lender with a large
+    exposure (blockfi, 41 % of its deposits at FTX) and one with a small one (genesis, 6 %),
+    beside an unexposed twin."""
+
+    @pytest.mark.parametrize("lender", ["blockfi", "genesis"])
+    def test_the_lenders_liquid_reserve_falls_at_the_borrowers_halt_by_its_deposit(
+        self, contagion, lender
+    ):
+        rows, log = contagion
+        halted = rows["ftx"]["halted_at_hours"]
+        before, after = around(log, lender, halted)
+        deposit = next(d for d in written_down(log, lender) if d.frozen)
+        assert rows[lender]["claims_frozen_at_hours"] == halted
+        assert deposit.scenario_time == halted * HOUR
+        assert before - after == rows[lender]["claims_start"]["deposit"] == deposit.frozen
+
+    def test_with_a_large_exposure_the_lender_runs_dry_after_the_borrower_and_halts(
+        self, contagion
+    ):
+        rows, _ = contagion
+        ftx, blockfi = rows["ftx"], rows["blockfi"]
+        assert blockfi["dry_at_hours"] is not None
+        assert blockfi["dry_at_hours"] > ftx["dry_at_hours"]
+        assert blockfi["dry_at_hours"] >= ftx["halted_at_hours"]  # not before the contagion
+        assert blockfi["halted_at_hours"] is not None  # a second venue falls
+        assert blockfi["paid_fraction"] < 0.5
+
+    def test_with_a_small_exposure_the_lender_pays_the_few_who_run(self, contagion):
+        rows, log = contagion
+        genesis = rows["genesis"]
+        assert genesis["dry_at_hours"] is None and genesis["halted_at_hours"] is None
+        assert 0 < genesis["withdrawals_requested"] < 0.1 * len(funded(log, "genesis"))
+        assert genesis["paid_fraction"] == 1.0
+
+    def test_the_unexposed_twin_sees_nothing(self, contagion):
+        rows, log = contagion
+        before, after = around(log, "unexposed", rows["ftx"]["halted_at_hours"])
+        assert before == after
+        assert rows["unexposed"]["withdrawals_requested"] == 0
+        assert rows["unexposed"]["claims_frozen_at_hours"] is None
+
+    def test_the_write_down_leaves_recovery_on_the_book_and_hits_equity(self, contagion):
+        rows, log = contagion
+        for lender in ("blockfi", "genesis"):
+            downs = written_down(log, lender)
+            assert sum(d.frozen for d in downs) == sum(rows[lender]["claims_start"].values())
+            assert rows[lender]["claim_losses"] == sum(d.frozen - d.value for d in downs) > 0
+            assert snapshots(log, lender)[-1].claims["frozen"] == sum(d.value for d in downs)
+
+    def test_the_log_conserves_money(self, contagion):
+        _, log = contagion
+        assert summary.check(log) == []  # and sim.simulate checked the ledger invariants
+
+
+def test_raising_the_small_exposure_sinks_the_same_lender():
+    """Only genesis's exposure changes (6 % -> 20 % of its deposits): it runs dry after FTX
+    halts — so the difference is the exposure, not the venue."""
+    text = scenario.resolve("contagion").read_text()
+    small = "counterparty: ftx, kind: deposit, amount: 17500000000"
+    assert small in text
+    spec = scenario.parse(text.replace(small, small.replace("17500000000", "56000000000")))
+    rows = summary.summarize(sim.simulate(spec).log, {})["venues"]
+    assert rows["genesis"]["dry_at_hours"] is not None
+    assert rows["genesis"]["dry_at_hours"] >= rows["ftx"]["halted_at_hours"]
+
+
+def funded(log: list[ev.Event], venue: str) -> list[ev.AccountFunded]:
+    return [e for e in log if isinstance(e, ev.AccountFunded) and e.venue == venue]
