@@ -23,7 +23,7 @@ class AccountKind(StrEnum):
     TRANSIT = "transit"  # asset: cash on its way to the hot wallet (a mobilization)
     CLAIM = "claim"  # asset: money placed at another venue (`deposit:<venue>`, `loan:<venue>`),
     #                  or what is left of it once that venue halted (`frozen:<venue>`)
-    EQUITY = "equity"  # the owners' stake: capital, and losses from fire sales
+    EQUITY = "equity"  # the owners' stake: capital, losses from fire sales and frozen claims
 
 
 class Holding(StrEnum):
@@ -41,7 +41,7 @@ class Tier(StrEnum):
 class ClaimState(StrEnum):
     DEPOSIT = "deposit"  # callable: lands in the hot wallet after a delay, counted as liquid
     LOAN = "loan"  # a term asset: not callable, not liquid
-    FROZEN = "frozen"  # the counterparty halted: what the claim is marked to, neither
+    FROZEN = "frozen"  # the counterparty halted: marked down to its recovery; not callable
 
 
 @dataclass(frozen=True, order=True)
@@ -361,11 +361,6 @@ class Totals:
             + self.claim_loan
             + self.claim_frozen
         )
-
-    @property
-    def liquid(self) -> int:
-        """Cash at hand or within hours: hot, warm, and deposits callable at open venues."""
-        return self.hot + self.warm + self.claim_deposit
 
 
 def bucket(acct: LedgerAccount) -> str:
