@@ -302,3 +302,29 @@ def test_raising_the_small_exposure_sinks_the_same_lender():
 
 def funded(log: list[ev.Event], venue: str) -> list[ev.AccountFunded]:
     return [e for e in log if isinstance(e, ev.AccountFunded) and e.venue == venue]
+
+
+def test_claims_freeze_along_a_chain_of_lenders():
+    """lender (2 % hot, the rest at borrower) runs dry within the hour and its gate halts it:
+    the third venue's loan to it is written down then; borrower's halt later freezes lender's
+    own deposit — contagion passes along a chain of claims either way."""
+    text = (
+        PAIR.replace(
+            "hot_ratio: 0.02, warm_ratio: 0.0, cold_delay_hours: 1000}",
+            "hot_ratio: 0.02, warm_ratio: 0.0, cold_delay_hours: 1000}\n"
+            "    gate: {trigger: dry, halt: true}",
+        )
+        + "      - {counterparty: borrower, kind: deposit, amount: 900000000}\n"
+        + "  - id: third\n"
+        + "    policy: full-reserve\n"
+        + "    customers: 10\n"
+        + "    total_deposits: 1000000000\n"
+        + "    claims: [{counterparty: lender, kind: loan, amount: 100000000, recovery: 0.5}]\n"
+        + LOAD
+    )
+    log = sim.simulate(scenario.parse(text)).log
+    rows = summary.summarize(log, {})["venues"]
+    assert rows["lender"]["halted_at_hours"] < rows["borrower"]["halted_at_hours"]
+    assert rows["third"]["claims_frozen_at_hours"] == rows["lender"]["halted_at_hours"]
+    assert rows["third"]["claim_losses"] == 50_000_000
+    assert rows["lender"]["claims_frozen_at_hours"] == rows["borrower"]["halted_at_hours"]
