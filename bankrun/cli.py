@@ -555,6 +555,12 @@ def _print_summary(summary: dict) -> None:
                 f"{v['fire_sale_proceeds'] / v['fire_sale_mark_value']:.0%} of the last price"
                 + (f"; its loan's collateral was {_money(start)} at the start" if start else "")
             )
+    for venue, v in summary["venues"].items():
+        if v.get("claims_frozen_at_hours") is not None:
+            console.print(
+                f"contagion: {venue}'s claims frozen at {_num(v['claims_frozen_at_hours'])} h: "
+                f"{_money(v['claims_frozen'])} frozen, {_money(v['claim_losses'])} written off"
+            )
     for market, m in summary.get("markets", {}).items():
         if m["traded_base"] and m["start_price"]:
             console.print(

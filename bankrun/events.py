@@ -106,6 +106,23 @@ class HoldingMarket(BaseModel):
     lot_size: int = Field(gt=0)
 
 
+ClaimKind = Literal["deposit", "loan"]
+
+
+class Claim(BaseModel):
+    """Money one venue placed at another at genesis: an asset of the lender, which the borrower
+    owes. A `deposit` can be called back (it lands after `call_delay_hours`); a `loan` is a term
+    asset. When the borrower halts, the claim is frozen and marked to `recovery` of it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    lender: VenueId
+    borrower: VenueId
+    kind: ClaimKind
+    amount: MinorUnits
+    recovery: float = Field(0.0, ge=0, le=1, description="share kept on the book once frozen")
+    call_delay_hours: float = Field(0.0, ge=0, description="deposit: hours from call to cash")
+
+
 class VenueOpened(Event):
     """A venue of the run: its reserve policy, the policy's params and an optional gate."""
 
@@ -116,6 +133,11 @@ class VenueOpened(Event):
     assets: tuple[AssetCode, ...] = ("USD",)
     markets: dict[str, HoldingMarket] = Field(
         default_factory=dict, description="holding -> the market it is priced and sold in"
+    )
+    claims: tuple[Claim, ...] = Field(
+        (),
+        description="claims between this venue and others: as lender, assets it places at "
+        "genesis; as borrower, the creditors it tells when it halts",
     )
 
 
@@ -254,6 +276,11 @@ class ReserveSnapshot(Event):
     cold: int
     transit: int
     holdings: dict[str, int]
+    claims: dict[str, int] = Field(
+        default_factory=dict,
+        description="a lender's claims on other venues: deposit (callable, liquid), loan, "
+        "frozen (on halted venues, marked down); empty for a venue that placed none",
+    )
     equity: int
     waiting: int = Field(description="reserved for withdrawals not yet paid")
     lcr: float | None = None
@@ -261,6 +288,18 @@ class ReserveSnapshot(Event):
     collateral_value: int = Field(
         0, ge=0, description="market value of the collateral behind the affiliate loan"
     )
+
+
+class ClaimWrittenDown(Event):
+    """The lender booked a frozen claim: what was still owed (called cash in flight included)
+    is off its liquid books, and only `value` of it is left as an asset; the rest is a loss."""
+
+    type: Literal["claim.written_down"] = "claim.written_down"
+    asset: AssetCode
+    counterparty: VenueId
+    frozen: Balance = Field(description="what the counterparty still owed, at face")
+    value: Balance = Field(description="what the frozen claim is marked to (recovery x face)")
+    loss: Balance = Field(description="face - value, booked against equity")
 
 
 class DepositRejected(_AccountEvent):
@@ -303,6 +342,18 @@ class WithdrawalCancelled(_WithdrawalStep):
 
 class VenueHalted(Event):
     type: Literal["venue.halted"] = "venue.halted"
+    reason: Reason
+
+
+class ClaimFrozen(Event):
+    """A venue halted: told to each of its creditors (the envelope's venue is the creditor), whose
+    claim on it can no longer be called or counted as liquid."""
+
+    type: Literal["claim.frozen"] = "claim.frozen"
+    counterparty: VenueId = Field(description="the venue that halted")
+    kind: ClaimKind
+    amount: MinorUnits = Field(description="the claim as placed at genesis")
+    recovery: float = Field(ge=0, le=1)
     reason: Reason
 
 
@@ -486,6 +537,7 @@ AnyEvent = Annotated[
     | MobilizationLanded
     | BufferDry
     | ReserveSnapshot
+    | ClaimWrittenDown
     | DepositRejected
     | PayoutRequested
     | ReleaseRequested
@@ -494,6 +546,7 @@ AnyEvent = Annotated[
     | WithdrawalCancelled
     | VenueHalted
     | VenueGated
+    | ClaimFrozen
     | WithdrawalRejected
     | OrderPlaced
     | MarketOpened

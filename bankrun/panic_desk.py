@@ -79,6 +79,13 @@ class PanicDesk:
         report (fear is the desk's, not an event: no service ever sees it)."""
         path.write_text(json.dumps(self.fear))
 
+    def exposure(self, venue: str) -> float:
+        """Share of a venue's deposits it placed at venues that have halted: its customers know
+        the claims (the scenario's, like a published exposure) and see the halts."""
+        spec = next(v for v in self.scenario.venues if v.id == venue)
+        stuck = sum(c.amount for c in spec.claims if c.counterparty in self.halted)
+        return stuck / spec.total_deposits
+
     def decide(self, t: float) -> list[Request]:
         """Who asks at scenario second `t`, venue by venue; request ids follow the step."""
         hours = t / HOUR
@@ -88,6 +95,7 @@ class PanicDesk:
                 news=self.scenario.news_severity(hours, venue.id),
                 drawdown=self.drawdown if venue.token_exposed else 0.0,
                 halted=venue.id in self.halted,
+                exposure=self.exposure(venue.id),
             )
             crowd = self.crowds[venue.id]
             for j, ask in enumerate(crowd.decide(hours, signals)):

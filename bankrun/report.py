@@ -33,6 +33,7 @@ class VenueSeries:
     )
     liabilities: list[int] = field(default_factory=list)
     waiting: list[int] = field(default_factory=list)
+    deposits_out: list[int] = field(default_factory=list)  # callable deposits at other venues
     flows: dict[str, list[tuple[float, int]]] = field(
         default_factory=lambda: {"requested": [], "paid": []}
     )
@@ -57,6 +58,7 @@ def series(log: list[ev.Event]) -> tuple[dict[str, VenueSeries], dict[str, list[
                 values.append(getattr(event, tier))
             v.liabilities.append(event.liabilities)
             v.waiting.append(event.waiting)
+            v.deposits_out.append(event.claims.get("deposit", 0))
         flow = {ev.WithdrawalRequested: "requested", ev.WithdrawalPaid: "paid"}.get(type(event))
         if flow is not None:
             key = (event.venue, flow)
@@ -149,7 +151,10 @@ def _venue_figure(venues: dict[str, VenueSeries], rows: dict[str, dict]) -> byte
     for (ax_tiers, ax_flows, ax_ratio), name in zip(axes, names, strict=True):
         v, row = venues[name], rows[name]
         title = f"{name} ({row['policy']})"
-        ax_tiers.stackplot(v.hours, *(_dollars(x) for x in v.tiers.values()), labels=v.tiers)
+        layers = dict(v.tiers)
+        if any(v.deposits_out):
+            layers["deposits at other venues"] = v.deposits_out
+        ax_tiers.stackplot(v.hours, *(_dollars(x) for x in layers.values()), labels=layers)
         ax_tiers.plot(v.hours, _dollars(v.liabilities), "k-", linewidth=1, label="liabilities")
         ax_tiers.plot(v.hours, _dollars(v.waiting), "r--", linewidth=1, label="waiting")
         ax_tiers.set_title(f"{title}: cash by tier, $", fontsize=9)
@@ -159,7 +164,8 @@ def _venue_figure(venues: dict[str, VenueSeries], rows: dict[str, dict]) -> byte
                 xs, ys = zip(*points, strict=True)
                 ax_flows.step(xs, _dollars(list(ys)), where="post", label=flow)
         ax_flows.set_title(f"{title}: cumulative requested vs. paid, $", fontsize=9)
-        ax_flows.legend(fontsize=6)
+        if any(v.flows.values()):
+            ax_flows.legend(fontsize=6)
         hot = v.tiers["hot"]
         ratio = [h / lia if lia else 0.0 for h, lia in zip(hot, v.liabilities, strict=True)]
         ax_ratio.plot(v.hours, ratio)
@@ -167,7 +173,11 @@ def _venue_figure(venues: dict[str, VenueSeries], rows: dict[str, dict]) -> byte
         for ax in (ax_tiers, ax_flows, ax_ratio):
             ax.tick_params(labelsize=7)
             ax.set_xlabel("scenario hours", fontsize=7)
-            for key, style in (("dry_at_hours", "orange"), ("halted_at_hours", "red")):
+            for key, style in (
+                ("dry_at_hours", "orange"),
+                ("halted_at_hours", "red"),
+                ("claims_frozen_at_hours", "purple"),
+            ):
                 if row.get(key) is not None:
                     ax.axvline(row[key], color=style, linestyle=":", linewidth=1)
     return png(fig)
@@ -236,6 +246,8 @@ COLUMNS = (
     ("money paid", "paid_fraction"),
     ("latency p50 / p99 (h)", "latency_p50_hours"),
     ("fire-sale losses", "fire_sale_losses"),
+    ("claims frozen (h)", "claims_frozen_at_hours"),
+    ("claim losses", "claim_losses"),
 )
 
 
@@ -258,10 +270,10 @@ def _cell(key: str, row: dict[str, Any]) -> str:
         return "-" if p50 is None else f"{p50:.2f} / {p99:.2f}"
     if key == "liquid_start":
         return _ratio(row["liquid_start"], row["liabilities_start"])
-    if key == "fire_sale_losses":
-        return f"${row['fire_sale_losses'] / 100:,.0f}"
-    value = row[key]
-    if key in ("dry_at_hours", "halted_at_hours"):
+    if key in ("fire_sale_losses", "claim_losses"):
+        return f"${row.get(key, 0) / 100:,.0f}"
+    value = row.get(key)
+    if key in ("dry_at_hours", "halted_at_hours", "claims_frozen_at_hours"):
         return "-" if value is None else f"{value:.2f}"
     if key == "paid_fraction":
         return "-" if value is None else f"{value:.1%}"

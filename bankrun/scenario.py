@@ -7,6 +7,7 @@ are checked by the policy's own model, so `venues.0.params.liquid_ratio` is name
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -17,7 +18,7 @@ from bankrun.domain.market import DEFAULT_MARKETS, MarketSpec
 from bankrun.domain.money import AssetCode
 from bankrun.domain.panic import PanicParams
 from bankrun.domain.policies import POLICIES, Gate
-from bankrun.events import MinorUnits, VenueId
+from bankrun.events import Claim, MinorUnits, VenueId
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "loadtests" / "scenarios"
 
@@ -31,6 +32,32 @@ class Balances(_Strict):
 
     distribution: Literal["equal", "uniform", "pareto"] = "pareto"
     alpha: float = Field(1.16, gt=0, le=10, description="Pareto shape; 1.16 is the 80/20 rule")
+
+
+class ClaimSpec(_Strict):
+    """Money this venue placed at another (`counterparty`) at genesis, out of its customers'
+    deposits: the rest is placed as its policy says. A `deposit` there is liquid (called back
+    when the venue is short, it lands after `call_delay_hours`); a `loan` is a term asset. When
+    the counterparty halts, the claim is frozen and marked to `recovery` of it."""
+
+    counterparty: VenueId
+    kind: Literal["deposit", "loan", "credit_line"]
+    amount: MinorUnits
+    recovery: float = Field(0.0, ge=0, le=1, description="share kept once the counterparty halts")
+    call_delay_hours: float | None = Field(
+        None, ge=0, le=24 * 30, description="deposit only; default 2 h (like a warm wallet)"
+    )
+
+    @model_validator(mode="after")
+    def _supported(self) -> Self:
+        if self.kind == "credit_line":
+            raise ValueError(
+                "kind credit_line is not yet supported (a line the borrower draws on when it "
+                "runs short); model what was drawn as a loan"
+            )
+        if self.kind == "loan" and self.call_delay_hours is not None:
+            raise ValueError("call_delay_hours is for deposits: a loan cannot be called back")
+        return self
 
 
 class VenueSpec(_Strict):
@@ -47,6 +74,9 @@ class VenueSpec(_Strict):
         None,
         description="its customers fear the platform token's fall (default: commingled venues, "
         "whose solvency rides on it)",
+    )
+    claims: list[ClaimSpec] = Field(
+        default_factory=list, description="what it placed at other venues (contagion)"
     )
 
     @property
@@ -74,6 +104,12 @@ class VenueSpec(_Strict):
     def _enough_money(self) -> Self:
         if self.total_deposits < self.customers:
             raise ValueError("total_deposits must give every customer at least one minor unit")
+        placed = sum(c.amount for c in self.claims)
+        if placed > self.total_deposits:
+            raise ValueError(
+                f"claims: {placed} placed at other venues is more than the venue's "
+                f"total_deposits ({self.total_deposits})"
+            )
         return self
 
 
@@ -133,6 +169,7 @@ class Scenario(_Strict):
                 raise ValueError(f"news at {item.at_hours} h names unknown venues {unknown}")
             if item.at_hours > self.duration_hours:
                 raise ValueError(f"news at {item.at_hours} h is after the scenario ends")
+        self._check_claims()
         symbols = [m.symbol for m in self.markets]
         if len(symbols) != len(set(symbols)):
             raise ValueError(f"market symbols must be unique, got {symbols}")
@@ -143,6 +180,52 @@ class Scenario(_Strict):
         if unknown_holdings:
             raise ValueError(f"markets back unknown holdings {unknown_holdings}; one of {HOLDINGS}")
         return self
+
+    def _check_claims(self) -> None:
+        venues = {v.id: v for v in self.venues}
+        for i, venue in enumerate(self.venues):
+            seen: set[tuple[str, str]] = set()
+            for j, c in enumerate(venue.claims):
+                where = f"venues.{i}.claims.{j}"
+                other = venues.get(c.counterparty)
+                if other is None:
+                    raise ValueError(
+                        f"{where}.counterparty: no venue {c.counterparty!r}; one of "
+                        f"{', '.join(venues)}"
+                    )
+                if other.id == venue.id:
+                    raise ValueError(f"{where}.counterparty: a venue cannot hold a claim on itself")
+                if other.asset != venue.asset:
+                    raise ValueError(
+                        f"{where}.counterparty: {other.id} holds {other.asset}, "
+                        f"{venue.id} {venue.asset}; a claim is in one asset"
+                    )
+                if (c.counterparty, c.kind) in seen:
+                    raise ValueError(f"{where}: a second {c.kind} at {c.counterparty}; add them up")
+                seen.add((c.counterparty, c.kind))
+
+    def claims(self) -> list[Claim]:
+        """Every claim between the scenario's venues, lender first."""
+        return [
+            Claim(
+                lender=v.id,
+                borrower=c.counterparty,
+                kind=c.kind,  # type: ignore[arg-type]  # credit_line is refused above
+                amount=c.amount,
+                recovery=c.recovery,
+                call_delay_hours=(
+                    (DEPOSIT_CALL_HOURS if c.call_delay_hours is None else c.call_delay_hours)
+                    if c.kind == "deposit"
+                    else 0.0
+                ),
+            )
+            for v in self.venues
+            for c in v.claims
+        ]
+
+    def claims_of(self, venue: str) -> list[Claim]:
+        """The claims a venue is party to, as lender or borrower."""
+        return [c for c in self.claims() if venue in (c.lender, c.borrower)]
 
     def market_of(self, holding: str) -> MarketSpec | None:
         return next((m for m in self.markets if holding in m.backs), None)
@@ -161,6 +244,10 @@ class Scenario(_Strict):
 
 
 HOLDINGS = ("platform_token", "affiliate_loan", "less_liquid")
+DEPOSIT_CALL_HOURS = 2.0
+
+
+_NAMED = re.compile(r"^[a-z_]+(\.[a-z0-9_]+)+: ")
 
 
 class ScenarioError(ValueError):
@@ -184,7 +271,10 @@ def parse(text: str, origin: str = "<scenario>") -> Scenario:
                 if not (i and loc[i - 1] == "load" and p in LOAD_MODELS)
             )
             where = ".".join(str(p) for p in loc) or "(top level)"
-            lines.append(f"  {where}: {e['msg'].removeprefix('Value error, ')}")
+            message = e["msg"].removeprefix("Value error, ")
+            if not loc and _NAMED.match(message):
+                where, message = message.split(": ", 1)  # a cross-field check names its field
+            lines.append(f"  {where}: {message}")
         raise ScenarioError(f"{origin}: invalid scenario\n" + "\n".join(lines)) from None
 
 

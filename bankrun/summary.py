@@ -46,6 +46,10 @@ class VenueTally:
     fire_sale_proceeds: int = 0
     fire_sale_mark_value: int = 0
     fire_sale_units: int = 0
+    claims_start: dict[str, int] = field(default_factory=dict)  # deposit, loan at genesis
+    claims_frozen_at: float | None = None
+    claims_frozen: int = 0
+    claim_losses: int = 0
 
     def claimed_by_account(self) -> dict[str, int]:
         """What each customer asked for and still wanted: a refused ask that its customer
@@ -94,6 +98,10 @@ class VenueTally:
             "fire_sale_mark_value": self.fire_sale_mark_value,
             "fire_sale_losses": self.fire_sale_mark_value - self.fire_sale_proceeds,
             "fire_sale_units": self.fire_sale_units,
+            "claims_start": self.claims_start,
+            "claims_frozen_at_hours": _hours(self.claims_frozen_at),
+            "claims_frozen": self.claims_frozen,
+            "claim_losses": self.claim_losses,
         }
 
 
@@ -191,6 +199,7 @@ def tally(events: Iterable[ev.Event]) -> tuple[dict[str, VenueTally], dict[str, 
             case ev.ReserveSnapshot() if t.liabilities_start is None:
                 t.liabilities_start, t.liquid_start = event.liabilities, event.hot
                 t.collateral_mark_start = event.collateral_value
+                t.claims_start = {k: v for k, v in event.claims.items() if k != "frozen"}
             case ev.WithdrawalRequested():
                 t.requested += 1
                 t.amount_requested += event.amount
@@ -220,6 +229,11 @@ def tally(events: Iterable[ev.Event]) -> tuple[dict[str, VenueTally], dict[str, 
                 t.fire_sale_proceeds += event.proceeds
                 t.fire_sale_mark_value += event.mark_value
                 t.fire_sale_units += event.filled
+            case ev.ClaimWrittenDown():
+                if t.claims_frozen_at is None:
+                    t.claims_frozen_at = event.scenario_time
+                t.claims_frozen += event.frozen
+                t.claim_losses += event.loss
     return tallies, markets
 
 

@@ -95,9 +95,10 @@ CUSTODY_EVENTS = Topic(
         ev.BufferDry,
         ev.ReserveSnapshot,
         ev.FireSaleFilled,
+        ev.ClaimWrittenDown,
     ),
     description="Ledger outcomes: reservations, payouts, mobilizations, fire sales, dry "
-    "buffer, reserves.",
+    "buffer, reserves, claims on halted venues written down.",
 )
 WITHDRAWAL_COMMANDS = Topic(
     "bankrun.withdrawal-commands",
@@ -122,6 +123,15 @@ WITHDRAWAL_EVENTS = Topic(
     ),
     description="Withdrawal outcomes (paid, queued, rejected with reason, cancelled), gates "
     "tripped, halts.",
+)
+CLAIMS = Topic(
+    "bankrun.claims",
+    writer="withdrawal",
+    readers=("custody",),
+    key="venue",
+    event_types=(ev.ClaimFrozen,),
+    description="A halted venue's word to each creditor, keyed by the creditor: its claim on "
+    "the halted venue is frozen (how contagion crosses venue partitions).",
 )
 BALANCES = Topic(
     "bankrun.balances",
@@ -179,6 +189,7 @@ CATALOGUE: tuple[Topic, ...] = (
     CUSTODY_EVENTS,
     WITHDRAWAL_COMMANDS,
     WITHDRAWAL_EVENTS,
+    CLAIMS,
     BALANCES,
     MARKET_ORDERS,
     MARKET_DATA,

@@ -79,6 +79,7 @@ def genesis(scenario: Scenario, started_at: float, speed: float) -> list[ev.Even
                 gate=venue.gate.model_dump() if venue.gate else None,
                 assets=(venue.asset,),
                 markets=priced,
+                claims=tuple(scenario.claims_of(venue.id)),
             )
         )
         out += [

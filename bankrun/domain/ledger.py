@@ -21,7 +21,9 @@ class AccountKind(StrEnum):
     WALLET = "wallet"  # asset: the venue's cash by tier (hot, warm, cold)
     HOLDING = "holding"  # asset: non-cash (platform_token, affiliate_loan, less_liquid), at book
     TRANSIT = "transit"  # asset: cash on its way to the hot wallet (a mobilization)
-    EQUITY = "equity"  # the owners' stake: capital, and losses from fire sales
+    CLAIM = "claim"  # asset: money placed at another venue (`deposit:<venue>`, `loan:<venue>`),
+    #                  or what is left of it once that venue halted (`frozen:<venue>`)
+    EQUITY = "equity"  # the owners' stake: capital, losses from fire sales and frozen claims
 
 
 class Holding(StrEnum):
@@ -34,6 +36,12 @@ class Tier(StrEnum):
     HOT = "hot"
     WARM = "warm"
     COLD = "cold"
+
+
+class ClaimState(StrEnum):
+    DEPOSIT = "deposit"  # callable: lands in the hot wallet after a delay, counted as liquid
+    LOAN = "loan"  # a term asset: not callable, not liquid
+    FROZEN = "frozen"  # the counterparty halted: marked down to its recovery; not callable
 
 
 @dataclass(frozen=True, order=True)
@@ -81,10 +89,21 @@ def equity(venue: str, asset: str, name: str = "losses") -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.EQUITY, name, asset)
 
 
+def claim(venue: str, state: ClaimState | str, counterparty: str, asset: str) -> LedgerAccount:
+    """The lender's account for what `counterparty` owes it, by the claim's state."""
+    return LedgerAccount(
+        venue, AccountKind.CLAIM, f"{ClaimState(state).value}:{counterparty}", asset
+    )
+
+
 def source_account(venue: str, source: str, asset: str) -> LedgerAccount:
-    """The account a mobilization draws on: a cash tier or a non-cash holding."""
+    """The account a mobilization draws on: a cash tier, a non-cash holding, or a deposit at
+    another venue (`deposit:<venue>`)."""
     if source in Tier.__members__.values():
         return wallet(venue, Tier(source), asset)
+    if ":" in source:
+        state, counterparty = source.split(":", 1)
+        return claim(venue, state, counterparty, asset)
     return holding(venue, Holding(source), asset)
 
 
@@ -217,6 +236,42 @@ def move(venue: str, source: str, asset: str, amount: int) -> Posting:
     )
 
 
+def place_claim(
+    venue: str, state: ClaimState, counterparty: str, asset: str, amount: int
+) -> Posting:
+    """Genesis: cash from the hot wallet is deposited at, or lent to, another venue."""
+    _require_positive(amount)
+    return Posting.transfer(
+        claim(venue, state, counterparty, asset), wallet(venue, Tier.HOT, asset), amount
+    )
+
+
+def freeze_claim(
+    venue: str,
+    state: ClaimState,
+    counterparty: str,
+    asset: str,
+    held: int,
+    in_transit: int,
+    kept: int,
+) -> Posting:
+    """The counterparty halted: the open claim (`held`) and any of it called back and still on
+    its way (`in_transit`) become one frozen claim worth `kept`; the rest is a loss to equity."""
+    face = held + in_transit
+    if held < 0 or in_transit < 0 or face <= 0:
+        raise InvalidAmount(f"nothing to freeze: held {held}, in transit {in_transit}")
+    if not 0 <= kept <= face:
+        raise InvalidAmount(f"a frozen claim keeps between 0 and its face {face}, not {kept}")
+    lines = [Line(claim(venue, ClaimState.FROZEN, counterparty, asset), kept)]
+    if held:
+        lines.append(Line(claim(venue, state, counterparty, asset), -held))
+    if in_transit:
+        lines.append(Line(transit(venue, asset), -in_transit))
+    if face - kept:
+        lines.append(Line(equity(venue, asset), face - kept))
+    return Posting(tuple(lines))
+
+
 def start_mobilization(book: Book, venue: str, source: str, asset: str, amount: int) -> Posting:
     """Take `amount` (book value) out of a tier or holding; it is in transit until it lands."""
     _require_positive(amount)
@@ -287,6 +342,9 @@ class Totals:
     platform_token: int = 0
     affiliate_loan: int = 0
     less_liquid: int = 0
+    claim_deposit: int = 0  # deposits at other venues, callable
+    claim_loan: int = 0  # loans to other venues
+    claim_frozen: int = 0  # claims on halted venues, at what they were marked down to
     equity: int = 0
 
     @property
@@ -299,6 +357,9 @@ class Totals:
             + self.platform_token
             + self.affiliate_loan
             + self.less_liquid
+            + self.claim_deposit
+            + self.claim_loan
+            + self.claim_frozen
         )
 
 
@@ -310,6 +371,8 @@ def bucket(acct: LedgerAccount) -> str:
         return "equity"
     if acct.kind is AccountKind.TRANSIT:
         return "transit"
+    if acct.kind is AccountKind.CLAIM:
+        return f"claim_{acct.name.split(':', 1)[0]}"
     return acct.name
 
 
@@ -326,6 +389,9 @@ def totals(balances: Mapping[str, int], venue: str, asset: str) -> Totals:
     return Totals(**sums)
 
 
+_ASSETS = (AccountKind.WALLET, AccountKind.HOLDING, AccountKind.TRANSIT, AccountKind.CLAIM)
+
+
 def invariant_violations(balances: Mapping[str, int]) -> list[str]:
     """What is wrong with a book, if anything: the checks every run ends with."""
     problems: list[str] = []
@@ -337,9 +403,7 @@ def invariant_violations(balances: Mapping[str, int]) -> list[str]:
         by_asset[acct.asset] = by_asset.get(acct.asset, 0) + balance
         if acct.is_liability and balance > 0:
             problems.append(f"{key}: negative liability {-balance}")
-        if acct.kind in (AccountKind.WALLET, AccountKind.HOLDING, AccountKind.TRANSIT) and (
-            balance < 0
-        ):
+        if acct.kind in _ASSETS and balance < 0:
             problems.append(f"{key}: negative asset {balance}")
     problems.extend(
         f"{asset}: debits and credits differ by {total}"

@@ -4,7 +4,8 @@ Granovetter: thresholds differ from customer to customer, so a run is a cascade 
 with low thresholds go first, and every departure raises the fear of those who stay. Whales
 and informed accounts have lower thresholds and move first. Fear is built from what a
 customer reads (the news), sees (the platform token's drawdown, its own venue's answers:
-queued or refused withdrawals, a halt) and hears (the share of others who already left).
+queued or refused withdrawals, a halt; a venue it had placed money at halting) and hears (the
+share of others who already left).
 Diamond-Dybvig: a credible guarantee — or a venue that simply keeps paying — damps the same
 news, and the cascade never starts.
 
@@ -35,6 +36,9 @@ class PanicParams(BaseModel):
     drawdown_weight: float = Field(0.5, ge=0, le=5)
     trouble_weight: float = Field(0.8, ge=0, le=5)
     herd_weight: float = Field(0.3, ge=0, le=5)
+    exposure_weight: float = Field(
+        2.0, ge=0, le=10, description="fear per share of deposits stuck at halted venues"
+    )
     guarantee: float = Field(
         0.0,
         ge=0,
@@ -56,6 +60,7 @@ class Signals:
     news: float = 0.0
     drawdown: float = 0.0
     halted: bool = False
+    exposure: float = 0.0  # share of the venue's deposits it had placed at venues now halted
 
 
 class State(StrEnum):
@@ -127,6 +132,7 @@ class Crowd:
             + p.drawdown_weight * signals.drawdown
             + p.trouble_weight * trouble
             + p.herd_weight * self.withdrawn_share
+            + p.exposure_weight * signals.exposure
         )
         return raw * (1 - p.guarantee)
 

@@ -28,6 +28,17 @@ HOLDINGS = Gauge(
     "Non-cash assets at book value (platform_token, affiliate_loan, less_liquid), minor units",
     [*V, "holding", "asset"],
 )
+CLAIMS = Gauge(
+    "bankrun_claims",
+    "Money placed at other venues, by state: deposit (callable), loan, frozen (on halted "
+    "venues, at its recovery value), minor units",
+    [*V, "state", "asset"],
+)
+CLAIM_LOSSES = Counter(
+    "bankrun_claim_losses_minor_units",
+    "What claims on a halted venue (`counterparty`) lost when they were marked down",
+    [*V, "counterparty"],
+)
 RESERVE_RATIO = Gauge(
     "bankrun_reserve_ratio", "Hot (liquid) reserves / customer liabilities", [*V, "asset"]
 )
@@ -164,6 +175,8 @@ def export_totals(venue: str, policy: str, asset: str, t: Totals) -> None:
         RESERVES.labels(venue, policy, tier, asset).set(getattr(t, tier))
     for holding in ("platform_token", "affiliate_loan", "less_liquid"):
         HOLDINGS.labels(venue, policy, holding, asset).set(getattr(t, holding))
+    for state in ("deposit", "loan", "frozen"):
+        CLAIMS.labels(venue, policy, state, asset).set(getattr(t, f"claim_{state}"))
     if t.liabilities:
         RESERVE_RATIO.labels(venue, policy, asset).set(t.hot / t.liabilities)
 

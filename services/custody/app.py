@@ -45,6 +45,10 @@ def export_metrics(event: ev.Event, effects: Effects, journal: Partition) -> Non
             metrics.MOBILIZED.labels(event.venue, policy, produced.source).inc(produced.amount)
         elif isinstance(produced, ev.FireSaleFilled):
             metrics.export_fire_sale(produced, policy)
+        elif isinstance(produced, ev.ClaimWrittenDown):
+            metrics.CLAIM_LOSSES.labels(event.venue, policy, produced.counterparty).inc(
+                produced.loss
+            )
 
 
 run_service(
@@ -56,6 +60,7 @@ run_service(
         topics.CUSTOMER_REQUESTS,
         topics.WITHDRAWAL_COMMANDS,
         topics.MARKET_FILLS,
+        topics.CLAIMS,
     ),
     handle=handlers.handle,
     handled=handlers.HANDLED,

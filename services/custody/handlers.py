@@ -8,11 +8,12 @@ in-process bus (sim) apply the same decisions.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from bankrun import events as ev
 from bankrun.domain import ledger
-from bankrun.domain.ledger import LedgerError, Posting, Totals
+from bankrun.domain.ledger import ClaimState, LedgerError, Posting, Totals
 from bankrun.domain.policies import Move, ReservePolicy, Sheet, make_policy
 from services.common.journal import Dispatch, Effects, View, dispatch
 
@@ -55,6 +56,11 @@ def price_key(venue: str, market: str) -> str:
     return f"price/{venue}/{market}"
 
 
+def frozen_key(venue: str, kind: str, counterparty: str) -> str:
+    """Set once the venue's claim of `kind` on `counterparty` is frozen: it freezes once."""
+    return f"frozen/{venue}/{kind}:{counterparty}"
+
+
 def handle(event: ev.Event, lookup: Lookup) -> Effects:
     return dispatch(_HANDLERS, event, lookup)
 
@@ -69,6 +75,7 @@ def _venue_opened(event: ev.VenueOpened, state: View, effects: Effects) -> None:
             "gate": event.gate,
             "asset": event.assets[0],
             "markets": {h: m.model_dump() for h, m in event.markets.items()},
+            "lent": [c.model_dump() for c in event.claims if c.lender == event.venue],
         },
     )
 
@@ -89,14 +96,26 @@ def _account_funded(event: ev.AccountFunded, state: View, effects: Effects) -> N
 
 
 def _scenario_started(event: ev.ScenarioStarted, state: View, effects: Effects) -> None:
-    """Time zero: the venue places its customers' deposits as its policy says."""
+    """Time zero: the venue places its claims on other venues first (deposits there, loans to
+    them), then the rest of its customers' deposits as its policy says."""
     config = state.get(venue_key(event.venue))
     if config is None:
         raise LedgerError(f"scenario started for unknown venue {event.venue!r}")
     asset = config["asset"]
     policy = policy_of(config)
     t = read_totals(state, event.venue, asset)
-    placed = policy.allocate(t.liabilities, _segments(state, event.venue, asset))
+    lent = config.get("lent", [])
+    if sum(c["amount"] for c in lent) > t.liabilities:
+        raise LedgerError(f"{event.venue} places more at other venues than it holds")
+    for c in lent:
+        _post(
+            state,
+            ledger.place_claim(
+                event.venue, ClaimState(c["kind"]), c["borrower"], asset, c["amount"]
+            ),
+        )
+    rest = t.liabilities - sum(c["amount"] for c in lent)
+    placed = policy.allocate(rest, _segments(state, event.venue, asset))
     for source, amount in placed.items():
         if amount > 0:
             _post(state, ledger.move(event.venue, source, asset, amount))
@@ -219,9 +238,46 @@ def _clock_tick(event: ev.ClockTick, state: View, effects: Effects) -> None:
         )
     if due:
         state.set(mobilizations_key(event.venue), later)
-    policy = policy_of(config)
-    _start(event, state, effects, policy, policy.rebalance(sheet(state, event.venue, asset)), asset)
-    effects.emit(reserve_snapshot(event, state, policy, asset))
+    _find_cash(event, state, effects, config, asset, shortfall=False)
+    effects.emit(reserve_snapshot(event, state, policy_of(config), asset))
+
+
+def _claim_frozen(event: ev.ClaimFrozen, state: View, effects: Effects) -> None:
+    """A venue this one placed money at has halted: the claim (and any of it called back and
+    not yet landed) is frozen and marked down to its recovery; the loss hits equity at once."""
+    config = state.get(venue_key(event.venue))
+    done = frozen_key(event.venue, event.kind, event.counterparty)
+    if config is None or state.get(done) is not None:
+        return
+    state.set(done, event.scenario_time)
+    asset, kind = config["asset"], ClaimState(event.kind)
+    held = state.get(ledger.claim(event.venue, kind, event.counterparty, asset).key) or 0
+    source = f"{kind.value}:{event.counterparty}"
+    mobs = state.get(mobilizations_key(event.venue), [])
+    stuck = [m for m in mobs if m["source"] == source]
+    in_transit = sum(m["amount"] for m in stuck)
+    face = held + in_transit
+    kept = face * round(event.recovery * 10**6) // 10**6
+    if face:
+        _post(
+            state,
+            ledger.freeze_claim(
+                event.venue, kind, event.counterparty, asset, held, in_transit, kept
+            ),
+        )
+    if stuck:
+        state.set(mobilizations_key(event.venue), [m for m in mobs if m["source"] != source])
+    effects.emit(
+        event.caused(
+            ev.ClaimWrittenDown,
+            asset=asset,
+            counterparty=event.counterparty,
+            frozen=face,
+            value=kept,
+            loss=face - kept,
+        ),
+        reserve_snapshot(event, state, policy_of(config), asset),
+    )
 
 
 def _account_opened(event: ev.AccountOpened, state: View, effects: Effects) -> None:
@@ -277,9 +333,7 @@ def _payout_requested(event: ev.PayoutRequested, state: View, effects: Effects) 
             effects.emit(event.caused(ev.BufferDry, asset=event.asset, request_id=event.request_id))
         config = state.get(venue_key(event.venue))
         if config is not None:
-            policy = policy_of(config)
-            moves = policy.on_shortfall(sheet(state, event.venue, event.asset))
-            _start(event, state, effects, policy, moves, event.asset)
+            _find_cash(event, state, effects, config, event.asset, shortfall=True)
         return
     except LedgerError as refused:
         effects.emit(event.caused(ev.PayoutFailed, reason=refused.reason, **step))
@@ -306,6 +360,7 @@ _HANDLERS: Dispatch = {
     ev.ReleaseRequested: _release_requested,
     ev.PriceMarked: _price_marked,
     ev.OrderDone: _order_done,
+    ev.ClaimFrozen: _claim_frozen,
 }
 HANDLED = frozenset(cls.model_fields["type"].default for cls in _HANDLERS)
 
@@ -315,6 +370,41 @@ HANDLED = frozenset(cls.model_fields["type"].default for cls in _HANDLERS)
 
 def policy_of(config: dict[str, Any]) -> ReservePolicy:
     return make_policy(config["policy"], config["params"])
+
+
+def _find_cash(
+    event: ev.Event, state: View, effects: Effects, config: dict, asset: str, shortfall: bool
+) -> None:
+    """Call back deposits at other venues for what waits uncovered (they are the venue's
+    nearest cash after hot), then let the policy find the rest on the sheet as it will be."""
+    policy = policy_of(config)
+    current = sheet(state, event.venue, asset)
+    calls = _calls(state, event.venue, config, asset, current.uncovered)
+    if calls:
+        called = sum(m.amount for m in calls)
+        t = current.totals
+        current = replace(
+            current,
+            totals=replace(t, transit=t.transit + called, claim_deposit=t.claim_deposit - called),
+        )
+    moves = policy.on_shortfall(current) if shortfall else policy.rebalance(current)
+    _start(event, state, effects, policy, calls + moves, asset)
+
+
+def _calls(state: View, venue: str, config: dict, asset: str, need: int) -> list[Move]:
+    """Deposits at other venues, in the scenario's order, called back until `need` is met."""
+    calls = []
+    for c in config.get("lent", []):
+        if need <= 0:
+            break
+        if c["kind"] != ClaimState.DEPOSIT:
+            continue
+        held = state.get(ledger.claim(venue, ClaimState.DEPOSIT, c["borrower"], asset).key) or 0
+        if held > 0:
+            take = min(held, need)
+            calls.append(Move(f"deposit:{c['borrower']}", take, take, c["call_delay_hours"]))
+            need -= take
+    return calls
 
 
 def _start(
@@ -458,12 +548,22 @@ def reserve_snapshot(
             "affiliate_loan": t.affiliate_loan,
             "less_liquid": t.less_liquid,
         },
+        claims=(
+            {"deposit": t.claim_deposit, "loan": t.claim_loan, "frozen": t.claim_frozen}
+            if config_lends(state, event.venue)
+            else {}
+        ),
         equity=t.equity,
         waiting=current.waiting,
         lcr=policy.lcr(current),
         dry=state.get(dry_key(event.venue)) is not None,
         collateral_value=_collateral_value(state, event.venue),
     )
+
+
+def config_lends(state: View | Any, venue: str) -> bool:
+    """Whether the venue placed money at other venues at genesis."""
+    return bool((state.get(venue_key(venue)) or {}).get("lent"))
 
 
 def _collateral_value(state: View, venue: str) -> int:

@@ -173,8 +173,26 @@ class Saga:
             self.state.set(f"gate-tripped/{self.venue}", tripped_at)
             self.effects.emit(self.event.caused(ev.VenueGated, reason=f"gate_{gate.trigger}"))
         if gate.halt and not self.halted and self.now >= tripped_at + gate.halt_after_hours * 3600:
-            self.state.set(halted_key(self.venue), self.now)
-            self.effects.emit(self.event.caused(ev.VenueHalted, reason=f"gate_{gate.trigger}"))
+            self.halt(f"gate_{gate.trigger}")
+
+    def halt(self, reason: str) -> None:
+        """Stop withdrawals, and tell every venue that placed money here that its claim is
+        frozen: an event keyed by the creditor, which only its own custody may book."""
+        self.state.set(halted_key(self.venue), self.now)
+        self.effects.emit(self.event.caused(ev.VenueHalted, reason=reason))
+        for c in self.config.get("creditors", []):
+            self.effects.emit(
+                self.event.caused(
+                    ev.ClaimFrozen,
+                    label=f"{c['lender']}/{c['kind']}",
+                    venue=c["lender"],
+                    counterparty=self.venue,
+                    kind=c["kind"],
+                    amount=c["amount"],
+                    recovery=c["recovery"],
+                    reason=reason,
+                )
+            )
 
     def capped(self, w: Withdrawal) -> bool:
         """A tripped gate caps what one account may take out per scenario day."""
@@ -194,7 +212,11 @@ class Saga:
 def _venue_opened(event: ev.VenueOpened, state: View, effects: Effects) -> None:
     if event.gate:
         Gate.model_validate(event.gate)
-    state.set(venue_key(event.venue), {"policy": event.policy, "gate": event.gate})
+    creditors = [c.model_dump() for c in event.claims if c.borrower == event.venue]
+    state.set(
+        venue_key(event.venue),
+        {"policy": event.policy, "gate": event.gate, "creditors": creditors},
+    )
 
 
 def _buffer_dry(event: ev.BufferDry, state: View, effects: Effects) -> None:

@@ -90,6 +90,22 @@ def test_slow_bleed_takes_weeks_to_run_dry():
     assert result["venues"]["full-reserve"]["paid_fraction"] == 1.0
 
 
+def test_contagion_reaches_the_lender_with_a_large_exposure_after_ftx_halts(ftx):
+    result, _ = simulated("contagion")
+    rows = result["venues"]
+    same = ("dry_at_hours", "halted_at_hours", "paid_fraction")
+    assert {k: rows["ftx"][k] for k in same} == {k: ftx["venues"]["ftx"][k] for k in same}
+    halted = rows["ftx"]["halted_at_hours"]
+    for lender in ("blockfi", "genesis"):
+        assert rows[lender]["claims_frozen_at_hours"] == halted
+    blockfi = rows["blockfi"]
+    assert blockfi["dry_at_hours"] >= halted
+    assert blockfi["halted_at_hours"] == blockfi["dry_at_hours"] + 48  # its gate
+    assert 96 <= blockfi["halted_at_hours"] <= 120  # BlockFi paused on 10 Nov
+    assert rows["genesis"]["dry_at_hours"] is None  # its FTX claim alone did not sink it
+    assert rows["unexposed"]["withdrawals_requested"] == 0
+
+
 @pytest.mark.parametrize("name", scenario.shipped())
 def test_every_shipped_scenario_says_where_it_comes_from(name):
     header = scenario.resolve(name).read_text().split("\nname:")[0]
