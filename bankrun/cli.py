@@ -279,11 +279,19 @@ def sim(
     from bankrun import band_report, montecarlo
 
     run_dir = _many_folder(runs_dir, f"{spec.name}-seeds{seeds}", text)
-    with _sims(seeds, f"{spec.name}: {seeds} seeds") as (done, clock):
-        outcomes = montecarlo.run(montecarlo.variations(spec, seeds), workers, done)
-    band_report.write_seeds(run_dir, spec, outcomes, clock())
+
+    def partial(batch: _Batch) -> None:
+        done = sorted(batch.finished, key=lambda o: o.seed)
+        band_report.write_seeds(run_dir, spec, done, batch.elapsed())
+        console.print(f"bands of the {len(done)} seeds that finished: {run_dir / 'report.html'}")
+
+    with _sims(run_dir, seeds, f"{spec.name}: {seeds} seeds", partial) as batch:
+        outcomes = montecarlo.run(
+            montecarlo.variations(spec, seeds), workers, lambda i, o: batch.done(o)
+        )
+    band_report.write_seeds(run_dir, spec, outcomes, batch.elapsed())
     _print_bands(f"{spec.name} over {seeds} seeds", montecarlo.bands(outcomes), "venue")
-    console.print(f"wall time: {clock():.1f} s · folder: {run_dir}")
+    console.print(f"wall time: {batch.elapsed():.1f} s · folder: {run_dir}")
 
 
 @app.command()
@@ -313,14 +321,14 @@ def sweep(
         raise typer.Exit(2) from None
     run_dir = _many_folder(runs_dir, f"{spec.name}-sweep", text)
     total = len(values) * seeds
-    with _sims(total, f"{path}: {len(values)} values x {seeds} seeds") as (done, clock):
-        points = sweeps.sweep(spec, path, values, seeds, workers, done)
-    band_report.write_sweep(run_dir, spec, path, points, clock())
+    with _sims(run_dir, total, f"{path}: {len(values)} values x {seeds} seeds") as batch:
+        points = sweeps.sweep(spec, path, values, seeds, workers, batch.done)
+    band_report.write_sweep(run_dir, spec, path, points, batch.elapsed())
     venue = band_report._venue_of(path, list(points[0].outcomes[0].venues))
     for v in [venue] if venue else points[0].outcomes[0].venues:
         rows = {f"{p.value:g}": {m: p.band(v, m) for m in _metrics()} for p in points}
         _print_bands(f"{v}: outcomes against {path}", rows, "value")
-    console.print(f"wall time: {clock():.1f} s · folder: {run_dir}")
+    console.print(f"wall time: {batch.elapsed():.1f} s · folder: {run_dir}")
 
 
 @app.command()
@@ -354,15 +362,15 @@ def reverse(
         raise typer.Exit(2) from None
     run_dir = _many_folder(runs_dir, f"{spec.name}-reverse", text)
     bound = seeds * (2 + max(1, len(values)).bit_length())
-    with _sims(bound, f"bisecting {param} for {goal}") as (done, clock):
+    with _sims(run_dir, bound, f"bisecting {param} for {goal}") as batch:
         try:
             result = sweeps.reverse(
-                spec, venue, param, goal, values, seeds, coverage, workers, done
+                spec, venue, param, goal, values, seeds, coverage, workers, batch.done
             )
         except ValueError as bad:
             console.print(f"[red]{bad}[/]")
             raise typer.Exit(2) from None
-    band_report.write_reverse(run_dir, spec, result, clock())
+    band_report.write_reverse(run_dir, spec, result, batch.elapsed())
     rows = {
         f"{p.value:g}": {goal.metric: p.band(venue, goal.metric)}
         for p in sorted(result.tried, key=lambda p: p.value)
@@ -370,7 +378,7 @@ def reverse(
     _print_bands(f"{venue}: {goal.metric} at each value tried", rows, "value", [goal.metric])
     style = "green" if result.answer else "red"
     console.print(f"[{style}]{result.verdict}[/]")
-    console.print(f"wall time: {clock():.1f} s · folder: {run_dir}")
+    console.print(f"wall time: {batch.elapsed():.1f} s · folder: {run_dir}")
     if result.answer is None:
         raise typer.Exit(1)
 
@@ -390,12 +398,35 @@ def _many_folder(runs_dir: Path, label: str, text: str) -> Path:
     return run_dir
 
 
-@contextmanager
-def _sims(total: int, label: str):  # type: ignore[no-untyped-def]
-    """A progress bar over sims; yields the callback each finished sim calls and a clock."""
-    import time
+class _Batch:
+    """Sims as they finish: a progress bar, and each outcome appended to `outcomes.jsonl` in
+    the folder at once, so an interrupted batch keeps every sim that finished."""
 
-    started = time.perf_counter()
+    def __init__(self, run_dir: Path, bar: Progress, task: int):
+        import time
+
+        self.run_dir, self.bar, self.task = run_dir, bar, task
+        self.finished: list = []
+        self._started = time.perf_counter()
+
+    def done(self, outcome, value: float | None = None) -> None:  # type: ignore[no-untyped-def]
+        self.finished.append(outcome)
+        row = {"seed": outcome.seed, "value": value, "venues": outcome.venues}
+        with (self.run_dir / "outcomes.jsonl").open("a") as out:
+            out.write(json.dumps(row) + "\n")
+        self.bar.advance(self.task)
+
+    def elapsed(self) -> float:
+        import time
+
+        return time.perf_counter() - self._started
+
+
+@contextmanager
+def _sims(run_dir: Path, total: int, label: str, on_interrupt=None):  # type: ignore[no-untyped-def]
+    """A batch of sims under a progress bar. Ctrl-C or SIGTERM: the pool's workers are
+    terminated (by the pool), `on_interrupt(batch)` keeps what it can, and the exit is 130."""
+    _terminate_as_interrupt()
     with Progress(
         TextColumn("{task.description}"),
         BarColumn(),
@@ -403,11 +434,17 @@ def _sims(total: int, label: str):  # type: ignore[no-untyped-def]
         TimeElapsedColumn(),
         console=console,
     ) as bar:
-        task = bar.add_task(label, total=total)
+        batch = _Batch(run_dir, bar, bar.add_task(label, total=total))
         try:
-            yield (lambda outcome: bar.advance(task)), (lambda: time.perf_counter() - started)
+            yield batch
         except KeyboardInterrupt:
-            console.print("[yellow]interrupted: the worker processes are stopped[/]")
+            bar.stop()
+            if on_interrupt is not None and batch.finished:
+                on_interrupt(batch)
+            console.print(
+                f"[yellow]interrupted: workers stopped; {len(batch.finished)} of {total} sims "
+                f"finished, kept in {run_dir / 'outcomes.jsonl'}[/]"
+            )
             raise typer.Exit(130) from None
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -143,31 +143,37 @@ def workers_default() -> int:
 def run(
     scenarios: Iterable[Scenario],
     workers: int | None = None,
-    done: Callable[[Outcome], None] = lambda o: None,
+    done: Callable[[int, Outcome], None] = lambda i, o: None,
 ) -> list[Outcome]:
     """Simulate each scenario, `workers` at a time in forked processes (1: in this one);
-    `done` hears of each as it finishes. Outcomes come back in the order given."""
+    `done(index, outcome)` hears of each as it finishes. Outcomes come back in the order
+    given. On any error or Ctrl-C the pool's processes are terminated before it propagates:
+    none outlive it."""
     todo = list(scenarios)
     workers = min(workers or workers_default(), len(todo)) or 1
     if workers == 1:
         out = []
-        for scenario in todo:
+        for i, scenario in enumerate(todo):
             out.append(outcome(scenario))
-            done(out[-1])
+            done(i, out[-1])
         return out
     results: dict[int, Outcome] = {}
     fork = multiprocessing.get_context("fork")  # children start with everything imported
-    with ProcessPoolExecutor(workers, mp_context=fork) as pool:
-        futures = {pool.submit(outcome, s): i for i, s in enumerate(todo)}
-        try:
-            for future in as_completed(futures):
-                results[futures[future]] = future.result()
-                done(results[futures[future]])
-        except BaseException:
-            for future in futures:
-                future.cancel()
-            raise
+    with fork.Pool(workers, initializer=_worker_signals) as pool:  # exit terminates them
+        for i, result in pool.imap_unordered(_indexed, enumerate(todo)):
+            results[i] = result
+            done(i, result)
     return [results[i] for i in range(len(todo))]
+
+
+def _worker_signals() -> None:
+    """Ctrl-C is the parent's to handle (it terminates the pool); SIGTERM just ends a worker."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _indexed(item: tuple[int, Scenario]) -> tuple[int, Outcome]:
+    return item[0], outcome(item[1])
 
 
 def band(values: Iterable[float | None]) -> Band | None:

@@ -16,6 +16,9 @@ from bankrun.montecarlo import Band, Outcome
 from bankrun.params import Target
 from bankrun.scenario import Scenario
 
+#: hears of each finished sim: its outcome, and the parameter value it ran with
+Done = Callable[[Outcome, float], None]
+
 #: metrics where a seed that never reaches them (never dry, never halted) is "later than
 #: any hour" when checked against a target
 NEVER = {"dry_at_hours": float("inf"), "halted_at_hours": float("inf")}
@@ -47,12 +50,12 @@ def sweep(
     values: list[float],
     seeds: int,
     workers: int | None = None,
-    done: Callable[[Outcome], None] = lambda o: None,
+    done: Done = lambda o, v: None,
 ) -> list[Point]:
     """Every value of the grid over `seeds` seeds, all as one batch of parallel sims."""
     variants = [params.with_value(scenario, path, v) for v in values]
     batch = [s for variant in variants for s in montecarlo.variations(variant, seeds)]
-    outcomes = montecarlo.run(batch, workers, done)
+    outcomes = montecarlo.run(batch, workers, lambda i, o: done(o, values[i // seeds]))
     return [Point(v, outcomes[i * seeds : (i + 1) * seeds]) for i, v in enumerate(values)]
 
 
@@ -78,7 +81,7 @@ def reverse(
     seeds: int,
     coverage: float = 0.95,
     workers: int | None = None,
-    done: Callable[[Outcome], None] = lambda o: None,
+    done: Done = lambda o, v: None,
 ) -> Reverse:
     """Bisection over `values` (ascending) for the smallest that meets `target` in at least
     `coverage` of the seeds. `param` is a policy parameter of `venue`, or a full path."""

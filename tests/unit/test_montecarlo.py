@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
 
@@ -11,6 +13,7 @@ import pytest
 
 from bankrun import band_report, montecarlo, params, scenario
 from bankrun import sweep as sweeps
+from bankrun.runner.processes import wait_until
 from bankrun.scenario import ScenarioError
 
 FLASH = scenario.load("flash-panic")
@@ -31,7 +34,7 @@ def test_parallel_seeds_give_what_each_seed_gives_alone():
     variants = montecarlo.variations(FLASH, 6)
     assert [v.seed for v in variants] == [FLASH.seed + i for i in range(6)]
     finished: list[int] = []
-    parallel = montecarlo.run(variants, workers=2, done=lambda o: finished.append(o.seed))
+    parallel = montecarlo.run(variants, workers=2, done=lambda i, o: finished.append(o.seed))
     alone = montecarlo.run(variants[:2], workers=1)
     assert sorted(finished) == [v.seed for v in variants]
     assert [o.seed for o in parallel] == [v.seed for v in variants]  # in the order given
@@ -135,3 +138,39 @@ def test_reverse_finds_the_smallest_liquid_ratio_that_pays_ftx_2022_customers(tm
     assert again.venues["fractional"]["paid_fraction"] < 0.99
     page = band_report.write_reverse(tmp_path, FTX, result, 1.0).read_text()
     assert f"{result.answer.value:g}" in re.search(r'<p id="verdict">(.*?)</p>', page).group(1)
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_stops_every_worker_and_keeps_the_seeds_that_finished(tmp_path):
+    command = [sys.executable, "-c", "from bankrun.cli import app; app()"]
+    args = ["sim", "ftx-2022", "--seeds", "40", "--workers", "2", "--runs-dir", str(tmp_path)]
+    proc = subprocess.Popen(
+        [*command, *args],
+        start_new_session=True,
+        cwd=tmp_path,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+
+    def finished() -> int:
+        found = list(tmp_path.glob("*/outcomes.jsonl"))
+        return len(found[0].read_text().splitlines()) if found else 0
+
+    def group() -> list[str]:
+        pgrep = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True)
+        return pgrep.stdout.split()
+
+    wait_until(lambda: finished() >= 1, 240, "a first seed to finish")
+    assert len(group()) == 3  # the command and its two workers
+    os.killpg(proc.pid, signal.SIGINT)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    wait_until(lambda: not group(), 10, "every worker to be gone")
+    (folder,) = tmp_path.iterdir()
+    kept = finished()
+    assert 1 <= kept < 40
+    data = json.loads((folder / "montecarlo.json").read_text())
+    assert len(data["seeds"]) == kept  # the partial bands are of exactly the seeds kept
+    assert (folder / "report.html").exists()
+    assert f"{kept} of 40 sims finished" in " ".join(out.split())
