@@ -315,7 +315,8 @@ def sweep(
     spec, text = _load_scenario(scenario)
     try:
         path, values = params.grid(param)
-        params.with_value(spec, path, values[0])
+        for value in values:
+            params.with_value(spec, path, value)
     except ValueError as bad:
         console.print(f"[red]{bad}[/]")
         raise typer.Exit(2) from None
@@ -357,19 +358,17 @@ def reverse(
         _, values = params.grid(f"x={low}:{high}:{step}")
         if venue not in {v.id for v in spec.venues}:
             raise ValueError(f"no venue {venue!r} in {spec.name}")
+        for value in (values[0], values[-1]):
+            params.with_value(spec, sweeps.param_path(venue, param), value)
     except ValueError as bad:
         console.print(f"[red]{bad}[/]")
         raise typer.Exit(2) from None
     run_dir = _many_folder(runs_dir, f"{spec.name}-reverse", text)
     bound = seeds * (2 + max(1, len(values)).bit_length())
     with _sims(run_dir, bound, f"bisecting {param} for {goal}") as batch:
-        try:
-            result = sweeps.reverse(
-                spec, venue, param, goal, values, seeds, coverage, workers, batch.done
-            )
-        except ValueError as bad:
-            console.print(f"[red]{bad}[/]")
-            raise typer.Exit(2) from None
+        result = sweeps.reverse(
+            spec, venue, param, goal, values, seeds, coverage, workers, batch.done
+        )
     band_report.write_reverse(run_dir, spec, result, batch.elapsed())
     rows = {
         f"{p.value:g}": {goal.metric: p.band(venue, goal.metric)}

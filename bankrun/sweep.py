@@ -72,6 +72,11 @@ class Reverse:
     verdict: str = ""
 
 
+def param_path(venue: str, param: str) -> str:
+    """A policy parameter of `venue` (`liquid_ratio`), or already a full path."""
+    return param if "." in param else f"venues.{venue}.params.{param}"
+
+
 def reverse(
     scenario: Scenario,
     venue: str,
@@ -85,7 +90,7 @@ def reverse(
 ) -> Reverse:
     """Bisection over `values` (ascending) for the smallest that meets `target` in at least
     `coverage` of the seeds. `param` is a policy parameter of `venue`, or a full path."""
-    path = param if "." in param else f"venues.{venue}.params.{param}"
+    path = param_path(venue, param)
     params.with_value(scenario, path, values[0])  # a bad path fails before any sim runs
     result = Reverse(path, venue, target, coverage, values)
     cache: dict[int, Point] = {}

@@ -110,12 +110,37 @@ def test_a_sweep_pays_more_as_the_liquid_reserve_grows():
     assert others == {1.0}  # the neighbour's policy is untouched
 
 
-def test_a_bad_sweep_parameter_is_refused_before_any_sim(tmp_path):
-    done = cli(
-        "sweep", "flash-panic", "--param", "venues.fractional.params.nope=0:1:0.5", cwd=tmp_path
-    )
-    assert done.returncode == 2
-    assert "no field 'nope'" in done.stdout
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("sweep", "--param", "venues.fractional.params.nope=0:1:0.5"), "no field 'nope'"),
+        (("sweep", "--param", "venues.fractional.params.liquid_ratio=0:2:1"), "less than or eq"),
+        (
+            ("reverse", "--venue", "fractional", "--param", "nope", "--target", "paid_fraction>=1"),
+            "no field 'nope'",
+        ),
+        (
+            (
+                "reverse",
+                "--venue",
+                "nowhere",
+                "--param",
+                "liquid_ratio",
+                "--target",
+                "paid_fraction>=1",
+            ),
+            "no venue 'nowhere'",
+        ),
+        (
+            ("reverse", "--venue", "fractional", "--param", "liquid_ratio", "--target", "paid>=1"),
+            "unknown metric 'paid'",
+        ),
+    ],
+)
+def test_bad_many_seeds_input_is_refused_before_any_sim(tmp_path, args, message):
+    done = cli(args[0], "flash-panic", *args[1:], cwd=tmp_path)
+    assert done.returncode == 2, done.stdout
+    assert message in " ".join(done.stdout.split())
     assert not (tmp_path / "runs").exists()
 
 
