@@ -414,3 +414,14 @@ class TestVerifyCommand:
             done = bankrun("por", "verify", *args)
             assert done.returncode == 2, done.stdout
             assert named in done.stdout
+
+
+def test_the_benchmark_on_small_trees_reports_every_figure():
+    """`bankrun bench por` on small trees: figures present and positive; no claim on speed."""
+    from bankrun.bench.por import run_por_bench
+
+    (small, larger) = run_por_bench(sizes=(100, 1_000), proofs=50, repeats=1)["sizes"]
+    assert (small["height"], larger["height"]) == (7, 10)
+    assert larger["proof_siblings"] == 10 and larger["proof_json_bytes_max"] > 1_000
+    for key in ("build_s", "raw_sha256_per_s", "proofs_made_per_s", "proofs_verified_per_s"):
+        assert larger[key] > 0, key
