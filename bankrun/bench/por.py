@@ -44,6 +44,12 @@ def balances(accounts: int, seed: int = 1) -> list[tuple[str, int]]:
     return [(f"c-{i}", int(1_000 * rng.paretovariate(1.16))) for i in range(accounts)]
 
 
+def _rss_now_mb() -> float:
+    """The process's resident memory now (Linux: /proc/self/statm)."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * resource.getpagesize() / 2**20
+
+
 def _best(repeats: int, timed: Callable[[], object]) -> tuple[list[float], list[float]]:
     """`repeats` pairs of (raw SHA-256 rate, seconds of `timed`), the baseline just before."""
     rates, seconds = [], []
@@ -60,10 +66,13 @@ def measure(accounts: int, proofs: int, repeats: int = 3, seed: int = 1) -> dict
     book = balances(accounts, seed)
     sample = [account for account, _ in random.Random(seed).sample(book, min(proofs, accounts))]
     trees: list[SumTree] = []
+    grew: list[float] = []
 
     def build() -> None:
         trees.clear()  # the previous tree goes before the next is built
+        before = _rss_now_mb()
         trees.append(SumTree.build(VENUE, "USD", book, SECRET))
+        grew.append(_rss_now_mb() - before)
 
     build_rates, build_s = _best(repeats, build)
     root = trees[0].root
@@ -109,6 +118,7 @@ def measure(accounts: int, proofs: int, repeats: int = 3, seed: int = 1) -> dict
         "proofs_verified_per_s": len(made) / min(verify_s),
         "verify_vs_raw_sha256": len(made) * (root.height + 1) / min(verify_s) / max(verify_rates),
         "proofs_parsed_and_verified_per_s": len(made) / min(parse_verify_s),
+        "tree_rss_mb": grew[0],  # what the first build added to the process and kept
         "peak_rss_mb": rss,
         "repeats": repeats,
     }
