@@ -381,9 +381,11 @@ def check(
     if height is not None and len(proof.path) != height:
         raise InvalidProof(f"the path has {len(proof.path)} steps, the tree's height is {height}")
     _in_bounds(proof.balance, "the balance")
-    node = leaf_hash(
-        _context(proof.venue, proof.asset), proof.account, bytes.fromhex(proof.salt), proof.balance
-    )
+    try:
+        context = _context(proof.venue, proof.asset)
+        node = leaf_hash(context, proof.account, bytes.fromhex(proof.salt), proof.balance)
+    except ValueError as exc:  # a NUL in a name, text that is not Unicode, a bad salt
+        raise InvalidProof(f"the leaf cannot be hashed: {exc}") from None
     total = proof.balance
     for level, step in enumerate(proof.path):
         _in_bounds(step.sum, f"level {level}: the sibling's sum")

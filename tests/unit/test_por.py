@@ -164,6 +164,12 @@ class TestTampering:
         ):
             assert not verify(proof.model_copy(update=change), tree.root.hash)
 
+    def test_a_leaf_that_cannot_be_hashed_fails_with_the_reason(self):
+        tree = tree_of({"whale-1": 5_000, "retail-1": 20})
+        proof = tree.proof("whale-1")
+        for change in ({"venue": "ftx\x00like"}, {"account": "\ud800"}):
+            assert "the leaf cannot be hashed" in reason(proof.model_copy(update=change), tree.root)
+
     def test_a_shortened_or_lengthened_path_fails(self):
         tree = tree_of({f"c-{i}": i for i in range(8)})
         proof = tree.proof("c-5")
