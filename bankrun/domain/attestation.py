@@ -1,0 +1,99 @@
+"""A venue's proof-of-reserves attestation: the liabilities its Merkle sum tree commits to, the
+reserves that may be counted against them, and the ratio of the two.
+
+What counts is decided by what a customer could be paid from, not by what the book says it is
+worth. Cash in the venue's own wallets counts, whatever the tier (cold cash is slow, not
+doubtful). The venue's own token and a loan to its affiliate never count: their value is the
+venue's own credit, which is exactly what a run tests (FTT and Alameda's loan, November 2022).
+Less-liquid assets count at their market value only if the attestation says so. Claims on other
+venues do not count — they are someone else's liability, and contagion is how they go bad — nor
+does money in transit, which may be units of a holding on sale or a deposit being called back.
+
+The liabilities are the tree's total, which every customer can check their part of; the ledger's
+liabilities (customer balances and withdrawals reserved but not yet paid) are set beside it, and
+the ratio is taken against the larger, so a tree that leaves money owed out never flatters it.
+Pure: a root and a balance sheet in, an attestation out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from bankrun.domain.ledger import Totals
+from bankrun.domain.por import Root
+
+CASH = ("hot", "warm", "cold")
+NEVER = ("platform_token", "affiliate_loan")
+NOT_RESERVES = ("transit", "claim_deposit", "claim_loan", "claim_frozen")
+
+
+@dataclass(frozen=True)
+class Attestation:
+    venue: str
+    asset: str
+    liabilities_root: str  # the tree's root hash
+    liabilities: int  # the tree's total
+    ledger_liabilities: int  # Totals.liabilities: customer balances and reserved withdrawals
+    eligible: dict[str, int]  # counted reserves by source
+    excluded: dict[str, int]  # everything else on the sheet's asset side, by source
+    less_liquid_counted: bool
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def reserves(self) -> int:
+        return sum(self.eligible.values())
+
+    @property
+    def owed(self) -> int:
+        """What the ratio is taken against: the larger of the tree's and the ledger's figure."""
+        return max(self.liabilities, self.ledger_liabilities)
+
+    @property
+    def ratio(self) -> float | None:
+        """Eligible reserves over liabilities; None when nothing is owed."""
+        return self.reserves / self.owed if self.owed else None
+
+    @property
+    def solvent(self) -> bool:
+        return self.reserves >= self.owed
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "venue": self.venue,
+            "asset": self.asset,
+            "liabilities_root": self.liabilities_root,
+            "liabilities": self.liabilities,
+            "ledger_liabilities": self.ledger_liabilities,
+            "eligible": dict(self.eligible),
+            "excluded": dict(self.excluded),
+            "less_liquid_counted": self.less_liquid_counted,
+            "reserves": self.reserves,
+            "ratio": self.ratio,
+            "solvent": self.solvent,
+            "problems": list(self.problems),
+        }
+
+
+def attest(root: Root, totals: Totals, *, count_less_liquid: bool = False) -> Attestation:
+    """The attestation of `root` (the venue's customer liabilities in `root.asset`) against
+    `totals` (the same venue's sheet in that asset, e.g. custody's `read_totals`)."""
+    counted = CASH + (("less_liquid",) if count_less_liquid else ())
+    left_out = NEVER + NOT_RESERVES + (() if count_less_liquid else ("less_liquid",))
+    problems = []
+    if root.total != totals.liabilities:
+        problems.append(
+            f"the tree commits to {root.total} but the ledger owes {totals.liabilities}"
+        )
+    negative = [name for name in (*counted, *left_out) if getattr(totals, name) < 0]
+    problems += [f"{name} is negative: {getattr(totals, name)}" for name in negative]
+    return Attestation(
+        venue=root.venue,
+        asset=root.asset,
+        liabilities_root=root.hash,
+        liabilities=root.total,
+        ledger_liabilities=totals.liabilities,
+        eligible={name: max(0, getattr(totals, name)) for name in counted},
+        excluded={name: getattr(totals, name) for name in left_out},
+        less_liquid_counted=count_less_liquid,
+        problems=tuple(problems),
+    )

@@ -1,0 +1,36 @@
+"""Proof files: the JSON a customer downloads and checks offline with `bankrun por verify`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from bankrun.domain.por import Proof, SumTree
+
+
+class ProofFileError(Exception):
+    """A proof file that cannot be read or is not a proof; `str()` names the problem."""
+
+
+def proof_json(tree: SumTree, account: str) -> str:
+    return tree.proof(account).model_dump_json(indent=2) + "\n"
+
+
+def write_proof(tree: SumTree, account: str, path: Path) -> Path:
+    path.write_text(proof_json(tree, account))
+    return path
+
+
+def read_proof(path: Path) -> Proof:
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ProofFileError(f"cannot read {path}: {exc}") from exc
+    try:
+        return Proof.model_validate_json(text)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ProofFileError(f"{path} is not a {Proof.__name__.lower()} file: {problems}") from exc
