@@ -34,6 +34,7 @@ bench: $(STAMP) prometheus
 	$(BIN)/bankrun bench broker
 	$(BIN)/bankrun bench ledger
 	$(BIN)/bankrun bench sim
+	$(BIN)/bankrun bench por
 	$(BIN)/bankrun bench matching
 	$(BIN)/bankrun bench withdrawals
 	$(BIN)/bankrun bench locust
