@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import threading
@@ -121,6 +122,7 @@ def up(
     speed: Annotated[float, typer.Option(help="scenario seconds per wall second")] = 1.0,
 ) -> None:
     """Start the embedded stack and keep it up until Ctrl-C."""
+    from bankrun import auth
     from bankrun.runner.processes import StartupError
     from bankrun.runner.prometheus import PrometheusMissing
     from bankrun.runner.run import new_run_id
@@ -142,6 +144,11 @@ def up(
                 table.add_row(name, url)
             console.print(table)
             console.print(f"logs: {stack.log_dir}   (Ctrl-C stops everything)")
+            if not any(os.environ.get(name) for name in auth.VARIABLES):
+                console.print(
+                    "tokens: this stack made its own auth secret; to call the gateway by hand, "
+                    "start it with BANKRUN_AUTH_SECRET set and use `bankrun token`"
+                )
             threading.Event().wait()
     except KeyboardInterrupt:
         console.print("stopping…")
@@ -149,6 +156,30 @@ def up(
         console.print(f"[red]{failed}[/]")
         raise typer.Exit(1) from None
     console.print(f"stopped; logs kept in {stack.log_dir}")
+
+
+@app.command()
+def token(
+    venue: Annotated[str | None, typer.Argument(help="the customer's venue")] = None,
+    account: Annotated[str | None, typer.Argument(help="the customer's account")] = None,
+    operator: Annotated[bool, typer.Option(help="the operator's token instead")] = False,
+) -> None:
+    """Print a gateway bearer token made from BANKRUN_AUTH_SECRET (or _FILE): a customer's,
+    or the operator's."""
+    from bankrun.auth import SecretMissing, Tokens
+
+    try:
+        tokens = Tokens.from_env()
+        if operator:
+            print(tokens.operator())
+        elif venue and account:
+            print(tokens.customer(venue, account))
+        else:
+            console.print("[red]give VENUE and ACCOUNT, or --operator[/]")
+            raise typer.Exit(2)
+    except (SecretMissing, ValueError) as refused:
+        console.print(f"[red]{refused}[/]")
+        raise typer.Exit(1) from None
 
 
 def _load_scenario(scenario: str) -> tuple[Scenario, str]:

@@ -24,11 +24,12 @@ from bankrun.domain.market import MarketSpec
 from bankrun.domain.money import AssetCode
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,63}$"
+REQUEST_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$"
 VenueId = Annotated[str, Field(pattern=ID_PATTERN, description="venue (exchange) id")]
 AccountId = Annotated[str, Field(pattern=ID_PATTERN, description="customer account id")]
 RequestId = Annotated[
     str,
-    Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$", description="idempotency key"),
+    Field(pattern=REQUEST_ID_PATTERN, description="idempotency key"),
 ]
 MinorUnits = Annotated[StrictInt, Field(gt=0, description="integer minor units of the asset")]
 Balance = Annotated[StrictInt, Field(ge=0, description="integer minor units of the asset")]

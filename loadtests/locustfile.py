@@ -12,9 +12,12 @@ the test once the file is closed and every ask is answered.
 Distributed (`--locust-workers N`): every worker reads the file and takes every N-th ask; the
 master only counts them, for the shape.
 
+Each customer calls with its own bearer token, made from the run's secret (`bankrun.auth`).
+
 Environment: BANKRUN_ASKS (path; the file's first line gives the wall clock at scenario time
 zero and the speed, so Locust may start before the run), BANKRUN_MAX_USERS,
-BANKRUN_LOCUST_WORKERS (0: one standalone process).
+BANKRUN_LOCUST_WORKERS (0: one standalone process), BANKRUN_AUTH_SECRET or
+BANKRUN_AUTH_SECRET_FILE (required).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ import gevent
 from gevent.queue import Queue
 from locust import FastHttpUser, LoadTestShape, constant, events, task
 from locust.runners import MasterRunner, WorkerRunner
+
+from bankrun.auth import Tokens, bearer
 
 FOLLOW_S = 60.0  # how long a customer keeps checking for an answer
 WAIT_S = 5.0  # how long the gateway holds one status request for an answer
@@ -78,11 +83,14 @@ class Asks:
 
 
 ASKS = Asks()
+TOKENS: list[Tokens] = []  # the run's, once the test starts
 
 
 @events.test_start.add_listener
 def _start(environment: Any, **_: Any) -> None:
     runner = environment.runner
+    if not TOKENS:
+        TOKENS.append(Tokens.from_env())
     workers = int(os.environ.get("BANKRUN_LOCUST_WORKERS", "0"))
     if isinstance(runner, WorkerRunner):
         ASKS.follow(runner.worker_index, max(1, workers), keep=True)
@@ -106,7 +114,7 @@ class Customer(FastHttpUser):
         with self.client.post(
             "/withdrawals",
             json=body,
-            headers={"Idempotency-Key": ask["request_id"]},
+            headers={"Idempotency-Key": ask["request_id"], **self._auth(ask)},
             name="/withdrawals",
             catch_response=True,
         ) as reply:
@@ -120,7 +128,9 @@ class Customer(FastHttpUser):
         WAIT_S); a 404 means the gateway has not read its own request back yet."""
         url = f"/withdrawals/{ask['venue']}/{ask['request_id']}?wait={WAIT_S:g}"
         while time.time() - sent < FOLLOW_S:
-            reply = self.client.get(url, name="/withdrawals/[venue]/[request_id]?wait")
+            reply = self.client.get(
+                url, name="/withdrawals/[venue]/[request_id]?wait", headers=self._auth(ask)
+            )
             status = reply.json().get("status") if reply.status_code == 200 else None
             if status not in (None, "requested"):
                 self._answered(status, sent)
@@ -128,6 +138,10 @@ class Customer(FastHttpUser):
             if status is None:
                 gevent.sleep(0.05)  # not known yet: nothing to wait on at the gateway
         self._answered("unanswered", sent, error=TimeoutError(f"no answer in {FOLLOW_S:.0f} s"))
+
+    @staticmethod
+    def _auth(ask: dict[str, Any]) -> dict[str, str]:
+        return bearer(TOKENS[0].customer(ask["venue"], ask["account"]))
 
     def _answered(self, status: str, sent: float, error: Exception | None = None) -> None:
         self.environment.events.request.fire(

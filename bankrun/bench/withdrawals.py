@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from bankrun import events as ev
+from bankrun.auth import bearer
 from bankrun.bench.broker import measure_broker
 from bankrun.runner import kafka
 from bankrun.runner.processes import wait_until
@@ -46,7 +47,8 @@ def funded_stack(
         baseline = asyncio.run(measure_broker(stack.bootstrap, 50_000, 200, 300, console))
         genesis = [e for v in names for e in all_hot_venue(v, customers, 10**12)]
         asyncio.run(kafka.publish(stack.bootstrap, genesis))
-        with httpx.Client(base_url=stack.gateway_url) as client:
+        operator = bearer(stack.auth.operator())
+        with httpx.Client(base_url=stack.gateway_url, headers=operator) as client:
             for venue in names:
                 wait_until(
                     lambda v=venue: (
@@ -67,7 +69,7 @@ def run_withdrawals_bench(
         assert stack.bootstrap is not None
         posts: list[float] = []
         elapsed = asyncio.run(
-            _fire(stack.gateway_url, names, withdrawals, customers, concurrency, console, posts)
+            _fire(stack, names, withdrawals, customers, concurrency, console, posts)
         )
         records = asyncio.run(kafka.read_topic(stack.bootstrap, WITHDRAWAL_EVENTS))
     paid = [
@@ -101,7 +103,7 @@ def run_withdrawals_bench(
 
 
 async def _fire(
-    url: str,
+    stack: Stack,
     venues: list[str],
     n: int,
     customers: int,
@@ -111,7 +113,9 @@ async def _fire(
 ) -> float:
     """Send `n` withdrawals with `concurrency` clients; seconds until every one is answered.
     Each POST's duration (until the gateway has the request in the log) goes to `posts`."""
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+    tokens = stack.auth
+    operator = bearer(tokens.operator())
+    async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=30) as client:
         queue: asyncio.Queue[int] = asyncio.Queue()
         for i in range(n):
             queue.put_nowait(i)
@@ -127,7 +131,8 @@ async def _fire(
                     "request_id": f"bench-{i}",
                 }
                 sent = time.perf_counter()
-                reply = await client.post("/withdrawals", json=body)
+                token = tokens.customer(body["venue"], body["account"])
+                reply = await client.post("/withdrawals", json=body, headers=bearer(token))
                 posts.append((time.perf_counter() - sent) * 1000)
                 reply.raise_for_status()
 
@@ -138,7 +143,7 @@ async def _fire(
             while True:
                 paid = 0
                 for venue in venues:
-                    reply = await client.get(f"/venues/{venue}/withdrawals")
+                    reply = await client.get(f"/venues/{venue}/withdrawals", headers=operator)
                     paid += reply.json()["counts"].get("paid", 0)
                 bar.update(task, completed=paid)
                 if paid >= n:

@@ -66,6 +66,7 @@ def start_locust(
         "BANKRUN_ASKS": str(asks.path),
         "BANKRUN_MAX_USERS": str(options.users),
         "BANKRUN_LOCUST_WORKERS": str(options.workers),
+        **stack.auth.env(),  # Locust acts for every customer: it makes their tokens
     }
     common = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--host", stack.gateway_url]
     argv = [*common, "--csv", str(csv), "--only-summary", "--exit-code-on-error", "0"]

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 
 from bankrun import events as ev
 from bankrun import report, sim, summary, workload
+from bankrun.auth import bearer
 from bankrun.runner import kafka, keep, overview
 from bankrun.runner.locust import AskFile, LocustOptions, start_locust, wait_for_locust
 from bankrun.runner.processes import ManagedProcess, wait_until
@@ -127,7 +128,9 @@ def run(
             if not isinstance(e, ev.ScenarioStarted)
         ]
         sent = asyncio.run(kafka.publish(stack.bootstrap, before_zero))
-        gateway = httpx.Client(base_url=stack.gateway_url, timeout=10)
+        gateway = httpx.Client(  # the desk and the watch read as the operator
+            base_url=stack.gateway_url, timeout=10, headers=bearer(stack.auth.operator())
+        )
         swarm: list[ManagedProcess] = []
         lags: dict[str, float] = {}
         alerts_at_end: list[dict[str, Any]] = []

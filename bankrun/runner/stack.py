@@ -14,6 +14,7 @@ from pathlib import Path
 
 import httpx
 
+from bankrun.auth import SecretMissing, Tokens
 from bankrun.runner import kafka
 from bankrun.runner.processes import ManagedProcess, StartupError, free_port, http_ok, wait_until
 from bankrun.runner.prometheus import start_prometheus
@@ -53,6 +54,10 @@ class Stack:
     urls: dict[str, str] = field(default_factory=dict)
     attached: Attached | None = None
     replicas: dict[str, list[str]] = field(default_factory=dict)  # attached: service -> URLs
+    #: the run's token secret: BANKRUN_AUTH_SECRET(_FILE) if set (attached: must be, the
+    #: stack's own), else a fresh one for this run; passed to the gateway and Locust by
+    #: environment, never written down
+    tokens: Tokens | None = None
 
     @property
     def log_dir(self) -> Path:
@@ -83,8 +88,21 @@ class Stack:
             return [(s, url) for s, urls in sorted(self.replicas.items()) for url in urls]
         return [(s, self.urls[s]) for s in self.services if s in self.urls]
 
+    @property
+    def auth(self) -> Tokens:
+        assert self.tokens is not None, "the stack has not started"
+        return self.tokens
+
     def start(self) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.tokens = Tokens.from_env()
+        except SecretMissing as missing:
+            if self.attached:
+                raise StartupError(
+                    f"an attached run needs the stack's auth secret: {missing}"
+                ) from None
+            self.tokens = Tokens.generate()
         if self.attached:
             self._attach(self.attached)
             return
@@ -148,6 +166,7 @@ class Stack:
         return ServiceSettings(
             bootstrap=self.bootstrap,
             run_id=self.run_id,
+            host="127.0.0.1",
             port=port,
             data_dir=self.run_dir / "state",
             started_at=self.started_at,
@@ -161,7 +180,11 @@ class Stack:
             service,
             [sys.executable, *SERVICES[service]],
             self.log_dir / f"{service}.log",
-            env={**self.settings(port).to_env(), "PYTHONUNBUFFERED": "1"},
+            env={
+                **self.settings(port).to_env(),
+                **(self.auth.env() if service == "gateway" else {}),
+                "PYTHONUNBUFFERED": "1",
+            },
         ).start()
         self.adopt(service, proc)
         return proc

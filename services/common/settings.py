@@ -19,6 +19,11 @@ class ServiceSettings(BaseModel):
     data_dir: Path = Path("runs/dev/state")
     started_at: float = Field(default_factory=time.time)
     speed: float = Field(1.0, gt=0)
+    max_body_bytes: int = Field(16_384, gt=0, description="gateway: larger bodies get 413")
+    rate_per_account: float = Field(
+        20.0, gt=0, description="gateway: requests a second per customer after the burst (429)"
+    )
+    rate_burst: int = Field(100, ge=1, description="gateway: requests a customer may make at once")
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServiceSettings:
@@ -32,7 +37,10 @@ class ServiceSettings(BaseModel):
         return cls.model_validate(values)
 
     def to_env(self) -> dict[str, str]:
-        return {f"BANKRUN_{k.upper()}": str(v) for k, v in self.model_dump().items()}
+        """What was set explicitly (a child takes the rest from its own environment)."""
+        return {
+            f"BANKRUN_{k.upper()}": str(v) for k, v in self.model_dump(exclude_unset=True).items()
+        }
 
     @property
     def clock(self) -> ScenarioClock:

@@ -3,6 +3,10 @@ reads from a model folded from custody's and the saga's events.
 
 Writes are accepted with 202 once the event is in the log; outcomes are read back later
 (`GET /withdrawals/{venue}/{request_id}`), as with a real exchange's withdrawal queue.
+
+Every customer route wants the account's bearer token (`bankrun.auth`): none or a bad one is
+401, another account's is 403. The all-customer feeds want the operator's token. Each customer
+has a request budget (429 past it); bodies over `max_body_bytes` are refused with 413.
 """
 
 from __future__ import annotations
@@ -10,19 +14,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from fastapi import FastAPI, Header, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bankrun import events as ev
+from bankrun.auth import Caller, Tokens
 from bankrun.domain.money import AssetCode
 from bankrun.runner.kafka import log_reader
 from bankrun.topics import (
@@ -34,13 +41,19 @@ from bankrun.topics import (
 )
 from services.common import metrics
 from services.common.settings import ServiceSettings
+from services.gateway.limits import BodyLimit, RateLimit
 from services.gateway.readmodel import ReadModel
 
 log = logging.getLogger("bankrun.gateway")
 settings = ServiceSettings.from_env()
 model = ReadModel()
 _state: dict[str, Any] = {"ready": False}
+_onboarded: set[tuple[str, str]] = set()  # (venue, account) this process has signed up
 _news = asyncio.Condition()  # notified when the read model has taken in a batch of events
+_rate = RateLimit(settings.rate_per_account, settings.rate_burst)
+Venue = Annotated[str, Path(pattern=ev.ID_PATTERN)]
+Account = Annotated[str, Path(pattern=ev.ID_PATTERN)]
+RequestKey = Annotated[str, Path(pattern=ev.REQUEST_ID_PATTERN)]
 
 
 class _Body(BaseModel):
@@ -66,8 +79,13 @@ class Accepted(BaseModel):
     status: str = "accepted"
 
 
+class Onboarded(Accepted):
+    token: str  # the account's bearer token: handed out here, once, and never logged
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    _state["tokens"] = Tokens.from_env()  # no secret, no gateway: it never runs open
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=1)
     await producer.start()
     consumer = log_reader(settings.bootstrap)
@@ -135,6 +153,9 @@ async def _invalid(request: Request, exc: RequestValidationError) -> JSONRespons
     return JSONResponse(status_code=422, content={"detail": summary, "errors": errors})
 
 
+app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+
+
 @app.middleware("http")
 async def _count(request: Request, call_next: Any) -> Response:
     response = await call_next(request)
@@ -142,6 +163,61 @@ async def _count(request: Request, call_next: Any) -> Response:
     path = getattr(route, "path", "unmatched")
     metrics.HTTP_REQUESTS.labels(path, str(response.status_code)).inc()
     return response
+
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="a customer's token (from onboarding, or made from the run's secret), or the "
+    "operator's",
+)
+
+
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail, headers={"WWW-Authenticate": 'Bearer realm="bankrun"'})
+
+
+async def caller(
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    """Who calls, from the bearer token (401 without a valid one); a customer within its
+    request budget (429 past it, with Retry-After). Async, so it runs on the event loop: no
+    thread hop per request, and the buckets are never touched by two at once."""
+    if credentials is None:
+        raise _unauthorized("a bearer token is needed")
+    who = _state["tokens"].check(credentials.credentials)
+    if who is None:
+        raise _unauthorized("invalid token")  # never echoes the token
+    if not who.operator:
+        wait = _rate.take((who.venue, who.account), time.monotonic())
+        if wait:  # counted with the rest: bankrun_http_requests_total{code="429"}
+            raise HTTPException(
+                429,
+                "too many requests for this account",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+    return who
+
+
+async def operator(who: Annotated[Caller, Depends(caller)]) -> Caller:
+    if not who.operator:
+        raise HTTPException(403, "operator only")
+    return who
+
+
+Authenticated = Annotated[Caller, Depends(caller)]
+Operator = Annotated[Caller, Depends(operator)]
+
+
+def _acts_for(who: Caller, venue: str, account: str) -> None:
+    """Only the account itself moves its money (the operator does not act for customers)."""
+    if who.operator or (who.venue, who.account) != (venue, account):
+        raise HTTPException(403, f"not your account: {account!r} at {venue!r}")
+
+
+def _may_read(who: Caller, venue: str, account: str) -> None:
+    """The account itself, or the operator."""
+    if not who.operator and (who.venue, who.account) != (venue, account):
+        raise HTTPException(403, f"not your account: {account!r} at {venue!r}")
 
 
 def _now(venue: str) -> float:
@@ -174,11 +250,22 @@ def _idempotent_id(kind: str, venue: str, key: str | None) -> uuid.UUID:
     return ev.idempotent_id(kind, venue, key) if key else uuid.uuid4()
 
 
-@app.post("/accounts", status_code=202, response_model=Accepted)
-async def open_account(body: OpenAccountBody) -> Accepted:
+@app.post("/accounts", status_code=202, response_model=Onboarded)
+async def open_account(
+    body: OpenAccountBody,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Onboarded:
+    """Onboarding: opens the account and hands out its token. An account that exists (in any
+    asset) takes another asset only with its own token; otherwise 409."""
     _venue(body.venue)
     if model.has_account(body.venue, body.account, body.asset):
         raise HTTPException(409, f"account {body.account!r} already exists at {body.venue!r}")
+    key = (body.venue, body.account)
+    if model.account(*key) or key in _onboarded:
+        who = _state["tokens"].check(credentials.credentials) if credentials else None
+        if who is None or (who.venue, who.account) != key:
+            raise HTTPException(409, f"account {body.account!r} already exists at {body.venue!r}")
+    _onboarded.add(key)  # the read model lags: a second sign-up for the name is refused now
     event = ev.AccountOpened(
         event_id=_idempotent_id("account", body.venue, f"{body.account}/{body.asset}"),
         venue=body.venue,
@@ -187,14 +274,16 @@ async def open_account(body: OpenAccountBody) -> Accepted:
         asset=body.asset,
     )
     await _publish(event)
-    return Accepted(event_id=event.event_id)
+    return Onboarded(event_id=event.event_id, token=_state["tokens"].customer(*key))
 
 
 @app.post("/deposits", status_code=202, response_model=Accepted)
 async def deposit(
     body: DepositBody,
+    who: Authenticated,
     idempotency_key: Annotated[ev.RequestId | None, Header()] = None,
 ) -> Accepted:
+    _acts_for(who, body.venue, body.account)
     _account(body.venue, body.account, body.asset)
     event = ev.DepositMade(
         event_id=_idempotent_id("deposit", body.venue, idempotency_key),
@@ -211,8 +300,10 @@ async def deposit(
 @app.post("/withdrawals", status_code=202)
 async def withdraw(
     body: WithdrawalBody,
+    who: Authenticated,
     idempotency_key: Annotated[ev.RequestId | None, Header()] = None,
 ) -> JSONResponse:
+    _acts_for(who, body.venue, body.account)
     _account(body.venue, body.account, body.asset)
     if body.request_id and idempotency_key and body.request_id != idempotency_key:
         raise HTTPException(422, "request_id and Idempotency-Key header differ")
@@ -240,12 +331,15 @@ async def withdraw(
 
 
 @app.post("/withdrawals/{venue}/{request_id}/cancel", status_code=202)
-async def cancel_withdrawal(venue: str, request_id: str) -> dict[str, Any]:
+async def cancel_withdrawal(
+    venue: Venue, request_id: RequestKey, who: Authenticated
+) -> dict[str, Any]:
     """Take back a withdrawal still waiting in the venue's queue (409 otherwise)."""
     _venue(venue)
     known = model.withdrawals.get((venue, request_id))
     if known is None:
         raise HTTPException(404, f"unknown withdrawal {request_id!r} at venue {venue!r}")
+    _acts_for(who, venue, known["account"])
     if known["status"] != "queued":
         raise HTTPException(409, f"withdrawal {request_id!r} is {known['status']}, not queued")
     event = ev.WithdrawalCancelRequested(
@@ -262,8 +356,9 @@ async def cancel_withdrawal(venue: str, request_id: str) -> dict[str, Any]:
 
 @app.get("/withdrawals/{venue}/{request_id}")
 async def withdrawal_status(
-    venue: str,
-    request_id: str,
+    venue: Venue,
+    request_id: RequestKey,
+    who: Authenticated,
     wait: Annotated[
         float, Query(ge=0, le=30, description="seconds to wait for an answer (long poll)")
     ] = 0,
@@ -274,6 +369,7 @@ async def withdrawal_status(
     key = (venue, request_id)
     if key not in model.withdrawals:
         raise HTTPException(404, f"unknown withdrawal {request_id!r} at venue {venue!r}")
+    _may_read(who, venue, model.withdrawals[key]["account"])
     if wait and model.withdrawals[key]["status"] == "requested":
         with contextlib.suppress(TimeoutError):
             async with _news:
@@ -284,8 +380,9 @@ async def withdrawal_status(
 
 
 @app.get("/venues/{venue}/withdrawals")
-async def withdrawal_counts(venue: str) -> dict[str, Any]:
-    """How many withdrawals this gateway knows in each status (requested = no answer yet)."""
+async def withdrawal_counts(venue: Venue, who: Operator) -> dict[str, Any]:
+    """How many withdrawals this gateway knows in each status (requested = no answer yet);
+    operator only."""
     _venue(venue)
     counts: dict[str, int] = {}
     for (v, _), known in model.withdrawals.items():
@@ -295,7 +392,8 @@ async def withdrawal_counts(venue: str) -> dict[str, Any]:
 
 
 @app.get("/accounts/{venue}/{account}")
-async def account_balances(venue: str, account: str) -> dict[str, Any]:
+async def account_balances(venue: Venue, account: Account, who: Authenticated) -> dict[str, Any]:
+    _may_read(who, venue, account)
     _venue(venue)
     balances = model.account(venue, account)
     if not balances:
@@ -328,12 +426,14 @@ async def venue_status(venue: str) -> dict[str, Any]:
 
 @app.get("/venues/{venue}/outcomes")
 async def outcomes(
-    venue: str,
+    venue: Venue,
+    who: Operator,
     after: Annotated[int, Query(ge=0, description="how many outcomes the caller has read")] = 0,
     limit: Annotated[int, Query(ge=1, le=100_000)] = 10_000,
 ) -> dict[str, Any]:
     """Withdrawal outcomes in the order this gateway learned them (a request may appear twice:
-    `queued`, then `paid` or `rejected`). Read from `after`, go on from `next`."""
+    `queued`, then `paid` or `rejected`). Read from `after`, go on from `next`. Every
+    customer's answers: operator only."""
     _venue(venue)
     feed = model.outcomes.get(venue, [])
     page = feed[after : after + limit]

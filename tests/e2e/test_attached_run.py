@@ -5,6 +5,7 @@ the run uses it all, starts nothing, and leaves it running."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -31,7 +32,7 @@ def test_an_attached_run_drives_the_stack_and_its_locust_and_leaves_them_running
             "locust",
             argv,
             tmp_path / "locust.log",
-            env={"BANKRUN_ASKS": str(asks), "BANKRUN_MAX_USERS": "50"},
+            env={"BANKRUN_ASKS": str(asks), "BANKRUN_MAX_USERS": "50", **stack.auth.env()},
         ).start()
         try:
             runs = tmp_path / "runs"
@@ -42,6 +43,7 @@ def test_an_attached_run_drives_the_stack_and_its_locust_and_leaves_them_running
                 capture_output=True,
                 text=True,
                 timeout=600,
+                env={**os.environ, **stack.auth.env()},  # the stack's secret, as compose gives it
             )
             assert done.returncode == 0, done.stdout + done.stderr
             # the stack's Locust delivered every ask and ended by itself when the file closed

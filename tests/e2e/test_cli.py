@@ -12,6 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from bankrun.auth import Tokens
 from bankrun.runner.processes import group_alive, wait_until
 from bankrun.scenario import SCENARIO_DIR as SCENARIOS
 
@@ -133,13 +134,17 @@ def test_an_invalid_scenario_names_the_field_and_starts_nothing(tmp_path):
 @pytest.mark.timeout(900)
 def test_a_panic_run_on_the_stack_agrees_with_its_sim(tmp_path):
     """flash-panic through a Locust master and two workers, with the UI open: the desk decides
-    the same asks as in `sim`, the venues answer alike, and Locust ends by itself."""
+    the same asks as in `sim`, the venues answer alike, and Locust ends by itself. The run
+    takes its auth secret from the environment here, so the test can look for every token in
+    the run folder afterwards: none is there."""
     runs = tmp_path / "runs"
+    tokens = Tokens.generate()
     with (tmp_path / "run.out").open("w") as out:
         proc = subprocess.Popen(
             bankrun("run", "flash-panic", "--runs-dir", str(runs), "--locust-workers", "2", "--ui"),
             stdout=out,
             stderr=subprocess.STDOUT,
+            env={**os.environ, **tokens.env()},
         )
     try:
         wait_until(
@@ -185,6 +190,15 @@ def test_a_panic_run_on_the_stack_agrees_with_its_sim(tmp_path):
     assert "withdrawal,paid," in stats and "withdrawal,queued," in stats
     assert (run_dir / "logs" / "locust-worker-1.log").exists()
     assert [n for n, pid in started_pids(run_dir).items() if group_alive(pid)] == []
+    # no secret and no token (the operator's, any asking customer's) in any file of the run
+    asks = [json.loads(line) for line in (run_dir / "asks.jsonl").read_text().splitlines()]
+    customers = {(a["venue"], a["account"]) for a in asks if "account" in a}
+    secrets = [tokens.env()["BANKRUN_AUTH_SECRET"], tokens.operator().rsplit("~", 1)[1]]
+    secrets += [tokens.customer(v, a).rsplit("~", 1)[1] for v, a in customers]
+    for path in run_dir.rglob("*"):
+        if path.is_file():
+            text = path.read_text(errors="replace")
+            assert not [s for s in secrets if s in text], path
 
 
 def test_ctrl_c_during_a_run_stops_everything_and_keeps_the_log_so_far(tmp_path):

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from bankrun import events as ev
+from bankrun.auth import bearer
 from bankrun.runner import kafka
 from bankrun.runner.processes import group_alive, wait_until
 from bankrun.runner.prometheus import scalar
@@ -40,9 +41,17 @@ def stack(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def api(stack):
-    with httpx.Client(base_url=stack.gateway_url, timeout=10) as client:
+    """The operator's client: reads every account; a customer's request adds its own token."""
+    operator = bearer(stack.auth.operator())
+    with httpx.Client(base_url=stack.gateway_url, timeout=10, headers=operator) as client:
         wait_until(lambda: client.get("/venues").json()["venues"], 30, "venue at the gateway")
         yield client
+
+
+@pytest.fixture(scope="module")
+def as_(stack):
+    """The headers a customer calls with (the token Locust would make for it)."""
+    return lambda account, venue=VENUE: bearer(stack.auth.customer(venue, account))
 
 
 def eventually(api, path, check, what, timeout=30.0):
@@ -55,10 +64,12 @@ def eventually(api, path, check, what, timeout=30.0):
 
 
 def open_funded(api, account: str, amount: int) -> None:
-    assert api.post("/accounts", json={"venue": VENUE, "account": account}).status_code == 202
+    opened = api.post("/accounts", json={"venue": VENUE, "account": account})
+    assert opened.status_code == 202
+    token = opened.json()["token"]  # onboarding hands the account its token
     eventually(api, f"/accounts/{VENUE}/{account}", lambda b: True, f"{account} opened")
     body = {"venue": VENUE, "account": account, "asset": "USD", "amount": amount}
-    assert api.post("/deposits", json=body).status_code == 202
+    assert api.post("/deposits", json=body, headers=bearer(token)).status_code == 202
     eventually(
         api,
         f"/accounts/{VENUE}/{account}",
@@ -68,13 +79,13 @@ def open_funded(api, account: str, amount: int) -> None:
 
 
 class TestCustomerStory:
-    def test_deposit_withdraw_and_read_back(self, api):
+    def test_deposit_withdraw_and_read_back(self, api, as_):
         open_funded(api, "whale-1", 1_000_000)
         open_funded(api, "minnow-1", 5_000)
         paid = api.post(
             "/withdrawals",
             json={"venue": VENUE, "account": "whale-1", "asset": "USD", "amount": 400_000},
-            headers={"Idempotency-Key": "whale-1-first"},
+            headers={"Idempotency-Key": "whale-1-first", **as_("whale-1")},
         )
         assert paid.status_code == 202
         too_much = api.post(
@@ -86,6 +97,7 @@ class TestCustomerStory:
                 "amount": 5_001,
                 "request_id": "minnow-greedy",
             },
+            headers=as_("minnow-1"),
         )
         assert too_much.status_code == 202
 
@@ -112,9 +124,9 @@ class TestCustomerStory:
             "reservation released",
         )
 
-    def test_a_retried_withdrawal_is_paid_once(self, api):
+    def test_a_retried_withdrawal_is_paid_once(self, api, as_):
         body = {"venue": VENUE, "account": "whale-1", "asset": "USD", "amount": 100_000}
-        headers = {"Idempotency-Key": "whale-1-second"}
+        headers = {"Idempotency-Key": "whale-1-second", **as_("whale-1")}
         assert api.post("/withdrawals", json=body, headers=headers).status_code == 202
         eventually(
             api,
@@ -167,9 +179,9 @@ class TestCustomerStory:
             lambda: scalar(stack.prometheus_url, hot) == owed, 30, f"{hot} == {owed}", interval=0.25
         )
 
-    def test_a_long_poll_returns_once_the_venue_answers(self, api):
+    def test_a_long_poll_returns_once_the_venue_answers(self, api, as_):
         body = {"venue": VENUE, "account": "whale-1", "asset": "USD", "amount": 1}
-        headers = {"Idempotency-Key": "whale-1-long-poll"}
+        headers = {"Idempotency-Key": "whale-1-long-poll", **as_("whale-1")}
         assert api.post("/withdrawals", json=body, headers=headers).status_code == 202
         url = f"/withdrawals/{VENUE}/whale-1-long-poll"
         reply = api.get(url, params={"wait": 20}, timeout=30)
@@ -191,35 +203,46 @@ class TestBadRequests:
         ],
     )
     @pytest.mark.parametrize("path", ["/deposits", "/withdrawals"])
-    def test_invalid_fields_are_named(self, api, path, body, field):
-        reply = api.post(path, json=body)
+    def test_invalid_fields_are_named(self, api, as_, path, body, field):
+        reply = api.post(path, json=body, headers=as_("whale-1"))
         assert reply.status_code == 422
         assert field in [e["field"] for e in reply.json()["errors"]]
         assert field in reply.json()["detail"]
 
     @pytest.mark.parametrize("path", ["/deposits", "/withdrawals"])
-    def test_unknown_account_and_venue_are_404(self, api, path):
+    def test_unknown_account_and_venue_are_404(self, api, as_, path):
         body = {"venue": VENUE, "account": "nobody", "asset": "USD", "amount": 5}
-        reply = api.post(path, json=body)
+        reply = api.post(path, json=body, headers=as_("nobody"))
         assert reply.status_code == 404 and "nobody" in reply.json()["detail"]
-        reply = api.post(path, json={**body, "venue": "no-such-venue"})
+        reply = api.post(
+            path, json={**body, "venue": "no-such-venue"}, headers=as_("nobody", "no-such-venue")
+        )
         assert reply.status_code == 404 and "no-such-venue" in reply.json()["detail"]
 
-    def test_not_json_is_422(self, api):
+    def test_not_json_is_422(self, api, as_):
         reply = api.post(
-            "/deposits", content=b"\x00garbage", headers={"content-type": "application/json"}
+            "/deposits",
+            content=b"\x00garbage",
+            headers={"content-type": "application/json", **as_("whale-1")},
         )
         assert reply.status_code == 422
 
-    def test_an_idempotency_key_reused_for_another_amount_is_409(self, api):
+    def test_an_idempotency_key_reused_for_another_amount_is_409(self, api, as_):
         body = {"venue": VENUE, "account": "whale-1", "asset": "USD", "amount": 1}
-        assert api.post("/withdrawals", json={**body, "request_id": "k-1"}).status_code == 202
-        reply = api.post("/withdrawals", json={**body, "amount": 2, "request_id": "k-1"})
+        whale = as_("whale-1")
+        first = api.post("/withdrawals", json={**body, "request_id": "k-1"}, headers=whale)
+        assert first.status_code == 202
+        reply = api.post(
+            "/withdrawals", json={**body, "amount": 2, "request_id": "k-1"}, headers=whale
+        )
         assert reply.status_code == 409
 
-    def test_only_a_queued_withdrawal_can_be_cancelled(self, api):
-        assert api.post(f"/withdrawals/{VENUE}/whale-1-first/cancel").status_code == 409
-        assert api.post(f"/withdrawals/{VENUE}/no-such-request/cancel").status_code == 404
+    def test_only_a_queued_withdrawal_can_be_cancelled(self, api, as_):
+        whale = as_("whale-1")
+        cancel = f"/withdrawals/{VENUE}/whale-1-first/cancel"
+        assert api.post(cancel, headers=whale).status_code == 409
+        unknown = f"/withdrawals/{VENUE}/no-such-request/cancel"
+        assert api.post(unknown, headers=whale).status_code == 404
 
     def test_opening_an_existing_account_is_409(self, api):
         reply = api.post("/accounts", json={"venue": VENUE, "account": "minnow-1"})

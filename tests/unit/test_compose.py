@@ -21,6 +21,7 @@ import pytest
 import typer.main
 import yaml
 
+from bankrun import auth
 from bankrun.cli import app
 from bankrun.runner.stack import SERVICES
 from services.common.settings import ServiceSettings
@@ -31,8 +32,9 @@ RAW = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 IMAGE = "bankrun:local"  # the image ./Dockerfile builds, which every bankrun process runs
 APP_DIR = "/app"  # the Dockerfile's WORKDIR, where it copies loadtests/ and ops/
 
-#: `$$`, `${NAME}`, `${NAME:-default}` / `${NAME-default}`, `$NAME`: Compose's interpolation
-VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?::?-([^}]*))?\}|\$(\w+)")
+#: `$$`, `${NAME}`, `${NAME:-default}` / `${NAME-default}`, `${NAME:?error}` / `${NAME?error}`
+#: (required: no default), `$NAME`: Compose's interpolation
+VARIABLE = re.compile(r"\$\$|\$\{(\w+)(?::?-([^}]*)|:?\?[^}]*)?\}|\$(\w+)")
 
 
 def interpolate(value: Any, in_list: bool = False) -> Any:
@@ -219,6 +221,8 @@ def locustfile_variables() -> set[str]:
 
 
 SETTINGS_VARIABLES = {f"BANKRUN_{name.upper()}" for name in ServiceSettings.model_fields}
+#: the auth secret, read by `bankrun.auth` in the gateway, Locust and the runner
+AUTH_VARIABLES = set(auth.VARIABLES)
 
 
 def bankrun_env(service: dict[str, Any]) -> set[str]:
@@ -230,14 +234,14 @@ def test_services_set_only_settings_fields_and_all_that_have_no_default() -> Non
         f"BANKRUN_{n.upper()}" for n, f in ServiceSettings.model_fields.items() if f.is_required()
     }
     for name in SERVICES:
-        env = bankrun_env(OURS[name])
+        env = bankrun_env(OURS[name]) - (AUTH_VARIABLES if name == "gateway" else set())
         assert env <= SETTINGS_VARIABLES, f"{name}: {env - SETTINGS_VARIABLES}"
         assert required <= env, name
         assert OURS[name]["environment"]["BANKRUN_HOST"] == "0.0.0.0"  # reachable by others
 
 
 def test_locust_sets_only_what_the_locustfile_reads() -> None:
-    reads = locustfile_variables()
+    reads = locustfile_variables() | AUTH_VARIABLES  # the locustfile's Tokens.from_env()
     assert reads >= {"BANKRUN_ASKS", "BANKRUN_LOCUST_WORKERS"}
     for name in ("locust-master", "locust-worker"):
         env = bankrun_env(OURS[name])
@@ -252,8 +256,17 @@ def test_locust_sets_only_what_the_locustfile_reads() -> None:
 
 def test_every_bankrun_variable_set_is_read_somewhere() -> None:
     everywhere = set().union(*(bankrun_env(s) for s in COMPOSE["services"].values()))
-    unread = everywhere - SETTINGS_VARIABLES - locustfile_variables()
+    unread = everywhere - SETTINGS_VARIABLES - locustfile_variables() - AUTH_VARIABLES
     assert not unread
+
+
+def test_the_secret_comes_from_the_shell_to_whoever_makes_or_checks_tokens() -> None:
+    for name in ("gateway", "locust-master", "locust-worker", "runner"):
+        value = RAW["services"][name]["environment"]["BANKRUN_AUTH_SECRET"]
+        assert value.startswith("${BANKRUN_AUTH_SECRET:?"), name  # required, never a default
+    assert "BANKRUN_AUTH_SECRET" in variables(RAW)
+    for name in ("custody", "withdrawal", "matching", "prometheus", "grafana", "kafka"):
+        assert "BANKRUN_AUTH_SECRET" not in (COMPOSE["services"][name].get("environment") or {})
 
 
 # (d) documented
