@@ -7,8 +7,10 @@ import uuid
 
 from bankrun import events as ev
 from bankrun.domain import ledger
+from bankrun.domain.withdrawal import Status
 from services.common.journal import Partition
 from services.custody import handlers as custody
+from services.withdrawal import handlers as saga
 
 VENUE = "prop-venue"
 ASSET = "USD"
@@ -87,3 +89,33 @@ class TestCustodyMovesARequestsMoneyOnce:
         again = self.first.model_copy(update={"event_id": uuid.uuid4()})
         assert feed(self.part, custody.handle, again) == []
         assert self.balances() == (200, 800)  # the saga would never have paid or released it
+
+
+def test_a_cancel_refused_while_its_payout_was_in_flight_stays_refused_when_redelivered():
+    """Decided again once the payout had failed, the redelivered cancel used to cancel."""
+    part = Partition({})
+    reserved = command(ev.FundsReserved, ask("w-1", 300))
+    dry = ev.ReserveSnapshot(
+        venue=VENUE,
+        scenario_time=60,
+        asset=ASSET,
+        liabilities=1_000,
+        hot=0,
+        warm=0,
+        cold=1_000,
+        transit=0,
+        holdings={},
+        equity=0,
+        waiting=300,
+        dry=True,
+    )
+    feed(part, saga.handle, ev.VenueOpened(venue=VENUE, scenario_time=0, policy="full-reserve"))
+    feed(part, saga.handle, reserved)  # no queue: paid at once, a payout in flight
+    cancel = ev.WithdrawalCancelRequested(
+        venue=VENUE, scenario_time=90, account="whale-1", asset=ASSET, request_id="w-1"
+    )
+    assert feed(part, saga.handle, cancel) == []  # too late: the payout is on its way
+    failed = command(ev.PayoutFailed, ask("w-1", 300), reason="insufficient_liquidity")
+    assert [e.type for e in feed(part, saga.handle, failed, dry)] == ["withdrawal.queued"]
+    assert feed(part, saga.handle, cancel) == []
+    assert part.get(saga.withdrawal_key("w-1"))["status"] == Status.QUEUED
