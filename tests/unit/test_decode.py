@@ -6,7 +6,7 @@ import json
 import pytest
 
 from bankrun import events as ev
-from bankrun.topics import CUSTOMER_REQUESTS, MAX_EVENT_BYTES
+from bankrun.topics import CUSTOMER_REQUESTS, MARKET_FILLS, MAX_EVENT_BYTES
 from services.common.faust_app import decode
 from services.custody import handlers as custody
 from services.withdrawal import handlers as saga
@@ -50,3 +50,16 @@ def test_a_bad_message_comes_back_as_its_reason(value, reason):
 def test_a_good_event_comes_back_and_one_of_someone_elses_types_is_skipped():
     assert decode(DEPOSIT.to_bytes(), REQUESTS, custody.HANDLED) == DEPOSIT
     assert decode(spoiled(amount=-5), REQUESTS, saga.HANDLED) is None  # custody's to refuse
+
+
+def test_amounts_custody_books_from_the_market_are_strict_integers():
+    done = ev.OrderDone(
+        venue="safe-1", scenario_time=0, market="TOKEN/USD", order_id="o-1", requested=10,
+        filled=10, proceeds=500,
+    )  # fmt: skip
+    loose = json.dumps(json.loads(done.to_bytes()) | {"proceeds": "500"}).encode()
+    fills = frozenset(MARKET_FILLS.type_names)
+    assert decode(done.to_bytes(), fills, custody.HANDLED) == done
+    assert "order.done.proceeds: Input should be a valid integer" in decode(
+        loose, fills, custody.HANDLED
+    )
