@@ -476,10 +476,10 @@ class OrderDone(_MarketEvent):
 
     type: Literal["order.done"] = "order.done"
     order_id: OrderId
-    requested: int = Field(ge=0)
-    filled: int = Field(ge=0)
-    proceeds: int = Field(ge=0, description="quote minor units received (sells) or paid")
-    mark_before: int | None = Field(None, description="last price when the order arrived")
+    requested: StrictInt = Field(ge=0)
+    filled: StrictInt = Field(ge=0)
+    proceeds: StrictInt = Field(ge=0, description="quote minor units received (sells) or paid")
+    mark_before: StrictInt | None = Field(None, description="last price when the order arrived")
     reason: Reason | None = None
 
 
@@ -487,7 +487,7 @@ class PriceMarked(_MarketEvent):
     """A market's price, told to a venue so it can mark its holdings to it."""
 
     type: Literal["price.marked"] = "price.marked"
-    price: int = Field(gt=0)
+    price: StrictInt = Field(gt=0)
 
 
 class FireSaleFilled(Event):

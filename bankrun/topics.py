@@ -18,6 +18,12 @@ PARTITIONS = 4
 #: data arrives, so every hop waits for this timeout (faust's own is 1.5 s): keep it short.
 FETCH_MAX_WAIT_MS = 5
 
+#: The largest event a service takes (larger ones are dead-lettered unread). Its journal
+#: record, which may repeat it beside its outputs, must fit the broker's 1 MB message limit;
+#: measured, a valid 1 MB event crashed the matching service's changelog producer. The run's
+#: own events are a few kilobytes.
+MAX_EVENT_BYTES = 128 * 1024
+
 
 @dataclass(frozen=True)
 class Topic:

@@ -21,7 +21,15 @@ from pydantic import ValidationError
 
 from bankrun import events as ev
 from bankrun.runner.kafka import log_reader
-from bankrun.topics import BY_NAME, DEAD_LETTERS, FETCH_MAX_WAIT_MS, PARTITIONS, Topic
+from bankrun.topics import (
+    BY_NAME,
+    DEAD_LETTERS,
+    FETCH_MAX_WAIT_MS,
+    MAX_EVENT_BYTES,
+    PARTITIONS,
+    Topic,
+    topic_of,
+)
 from services.common import metrics
 from services.common.journal import Effects, Journal, Partition, Restore
 from services.common.settings import ServiceSettings
@@ -125,22 +133,16 @@ def run_service(
             await handle_one(message.message)
             metrics.CONSUMED.labels(service, message.message.topic).inc()
 
+    belongs = {t.name: frozenset(t.type_names) for t in inputs}
+
     async def handle_one(msg: Any) -> None:
         """Decode, dead-letter what cannot be used, apply once, emit."""
-        try:
-            raw = json.loads(msg.value)
-            kind = raw.get("type") if isinstance(raw, dict) else None
-            if kind in ev.EVENT_TYPES and kind not in handled:
-                metrics.IGNORED.labels(service).inc()
-                return  # well-formed enough, and not this service's business
-            event = ev.from_dict(raw)
-        except (ValueError, ValidationError) as bad:
-            reason = (
-                _validation_reason(bad)
-                if isinstance(bad, ValidationError)
-                else f"invalid_event: not JSON: {bad}"
-            )
-            await _dead_letter(dead_letters, service, msg, reason, settings.scenario_time())
+        event = decode(msg.value, belongs[msg.topic], handled)
+        if event is None:
+            metrics.IGNORED.labels(service).inc()
+            return  # well-formed enough, and not this service's business
+        if isinstance(event, str):
+            await _dead_letter(dead_letters, service, msg, event, settings.scenario_time())
             return
         metrics.EVENTS.labels(service, event.type).inc()
         if not journal.loaded(msg.partition):  # about to be rebuilt: complete its records first
@@ -209,6 +211,47 @@ async def _read_changelog_tail(
         raise RuntimeError(f"changelog {topic}[{partition}]: marker not read in {timeout} s")
     finally:
         await consumer.stop()
+
+
+def decode(
+    value: bytes | None, belongs: frozenset[str], handled: frozenset[str]
+) -> ev.Event | str | None:
+    """The event in a message; None when it is of a type this service does not handle (not
+    validated: not its business); or, as a string, why it cannot be used. Never raises: one bad
+    message must not stop the stream."""
+    if not value:
+        return "invalid_event: no value (a null or empty message)"
+    if len(value) > MAX_EVENT_BYTES:
+        return f"oversized: {len(value)} bytes, more than the {MAX_EVENT_BYTES} an event may have"
+    try:
+        raw = json.loads(value.decode("utf-8"))  # json.loads(bytes) guesses other encodings
+    except (ValueError, RecursionError) as bad:
+        return f"invalid_event: not JSON: {bad}"
+    if not isinstance(raw, dict):
+        return f"invalid_event: not a JSON object but {_JSON_NAMES.get(type(raw), 'a value')}"
+    kind = raw.get("type")
+    if not isinstance(kind, str):
+        return "invalid_event: type: missing or not a string"
+    if kind not in ev.EVENT_TYPES:
+        return f"invalid_event: unknown type {kind[:100]!r}"
+    if kind not in belongs:
+        return f"wrong_topic: {kind} is carried by {topic_of(ev.EVENT_TYPES[kind]).name}"
+    if kind not in handled:
+        return None
+    try:
+        return ev.from_dict(raw)
+    except ValidationError as bad:
+        return _validation_reason(bad)
+
+
+_JSON_NAMES = {
+    list: "an array",
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "a boolean",
+    type(None): "null",
+}
 
 
 def _validation_reason(error: ValidationError) -> str:

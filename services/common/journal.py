@@ -176,14 +176,14 @@ class Partition:
         """Apply what `decide()` returns, once per `event_id`.
 
         Returns what to emit and whether the event was new; for a duplicate, `decide` does not
-        run and the recorded outputs come back.
+        run and the recorded outputs come back. A decision to do nothing is recorded too: decided
+        again later, against later state, a redelivered event could do something (a cancel
+        refused while its payout was in flight would cancel once the request is queued again).
         """
         record = self.records.get(event_id)
         if record is not None:
             return (Effects.from_record(record) if self.durable else record), False
         effects = decide()
-        if not (effects.sets or effects.increments or effects.outputs):
-            return effects, True  # nothing to apply: no record needed either
         self.seq += 1
         self.records[event_id] = (
             effects.to_record(self.number, self.seq) if self.durable else effects

@@ -56,6 +56,12 @@ def price_key(venue: str, market: str) -> str:
     return f"price/{venue}/{market}"
 
 
+def request_key(venue: str, request_id: str) -> str:
+    """What became of a withdrawal's money: `reserved`, then `paid` or `released`; `refused` if
+    it was never reserved. Money moves once per request id, whatever command comes again."""
+    return f"request/{venue}/{request_id}"
+
+
 def frozen_key(venue: str, kind: str, counterparty: str) -> str:
     """Set once the venue's claim of `kind` on `counterparty` is frozen: it freezes once."""
     return f"frozen/{venue}/{kind}:{counterparty}"
@@ -309,19 +315,27 @@ def _deposit_made(event: ev.DepositMade, state: View, effects: Effects) -> None:
 
 
 def _withdrawal_requested(event: ev.WithdrawalRequested, state: View, effects: Effects) -> None:
+    done = request_key(event.venue, event.request_id)
+    if state.get(done) is not None:
+        return  # asked before under another event id: the first answer stands
     step = _step(event, requested_at=event.scenario_time)
     step["requested_wall"] = event.occurred_at.timestamp()
     try:
         posting = ledger.reserve(state, event.venue, event.account, event.asset, event.amount)
     except LedgerError as refused:
+        state.set(done, "refused")
         effects.emit(event.caused(ev.FundsRejected, reason=refused.reason, **step))
         return
+    state.set(done, "reserved")
     _post(state, posting)
     _bump(state, _segment_total(state, event), -event.amount)
     effects.emit(event.caused(ev.FundsReserved, **step), _snapshot(event, state))
 
 
 def _payout_requested(event: ev.PayoutRequested, state: View, effects: Effects) -> None:
+    done = request_key(event.venue, event.request_id)
+    if state.get(done) != "reserved":
+        return  # paid or given back already, or never reserved: a command sent again pays nothing
     step = _step(event, requested_at=event.requested_at)
     step["requested_wall"] = event.requested_wall
     try:
@@ -338,11 +352,16 @@ def _payout_requested(event: ev.PayoutRequested, state: View, effects: Effects) 
     except LedgerError as refused:
         effects.emit(event.caused(ev.PayoutFailed, reason=refused.reason, **step))
         return
+    state.set(done, "paid")
     _post(state, posting)
     effects.emit(event.caused(ev.PayoutSettled, **step))
 
 
 def _release_requested(event: ev.ReleaseRequested, state: View, effects: Effects) -> None:
+    done = request_key(event.venue, event.request_id)
+    if state.get(done) != "reserved":
+        return  # given back or paid already, or never reserved: nothing to give back
+    state.set(done, "released")
     _post(state, ledger.release(event.venue, event.account, event.asset, event.amount))
     _bump(state, _segment_total(state, event), event.amount)
     effects.emit(_snapshot(event, state))

@@ -59,10 +59,14 @@ def test_a_forgotten_partition_is_rebuilt_when_it_comes_back():
     assert journal.at(2).get("hot") == 7
 
 
-def test_an_event_with_nothing_to_do_leaves_no_record():
+def test_a_decision_to_do_nothing_is_recorded_and_not_taken_again():
     records: dict = {}
-    Partition(records).commit("noop", Effects)
-    assert records == {}
+    part = Partition(records)
+    part.commit("noop", Effects)
+    _, new = part.commit("noop", lambda: deposit_effects(5))  # redelivered when state moved on
+    assert not new
+    assert part.get("hot") is None
+    assert Partition(records).rebuild().state == {}
 
 
 def test_the_withdrawal_story():
