@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from bankrun.scenario import Scenario, ScenarioError
+from bankrun.validation import named
 
 ALIASES = {"policy_params": "params"}
 
@@ -50,10 +51,7 @@ def with_value(scenario: Scenario, path: str, value: float) -> Scenario:
     try:
         return Scenario.model_validate(data)
     except ValidationError as bad:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in bad.errors()
-        )
-        raise ScenarioError(f"{path}={value}: {problems}") from None
+        raise ScenarioError(f"{path}={value}: {named(bad)}") from None
 
 
 def _venue_index(venues: list[dict], key: str) -> int | None:

@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from bankrun.domain.por import Proof, SumTree
+from bankrun.validation import named
 
 
 class ProofFileError(Exception):
@@ -30,7 +31,5 @@ def read_proof(path: Path) -> Proof:
     try:
         return Proof.model_validate_json(text)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or 'file'}: {e['msg']}" for e in exc.errors()
-        )
+        problems = named(exc, root="file")
         raise ProofFileError(f"{path} is not a {Proof.__name__.lower()} file: {problems}") from exc

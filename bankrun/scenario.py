@@ -19,6 +19,7 @@ from bankrun.domain.money import AssetCode
 from bankrun.domain.panic import PanicParams
 from bankrun.domain.policies import POLICIES, Gate
 from bankrun.events import Claim, MinorUnits, VenueId
+from bankrun.validation import named
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "loadtests" / "scenarios"
 
@@ -94,10 +95,7 @@ class VenueSpec(_Strict):
         try:
             params = POLICIES[policy].Params.model_validate(data.get("params") or {})
         except ValidationError as bad:
-            problems = "; ".join(
-                f"params.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in bad.errors()
-            )
-            raise ValueError(problems) from None
+            raise ValueError(named(bad, prefix="params.")) from None
         return {**data, "params": params.model_dump()}
 
     @model_validator(mode="after")
