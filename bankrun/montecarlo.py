@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from bankrun import events as ev
-from bankrun import sim, summary
+from bankrun import report, sim, summary, workload
 from bankrun.scenario import Scenario
 
 HOUR = 3600.0
@@ -60,10 +60,6 @@ class Band:
     n: int  # seeds that reached the metric
     of: int  # seeds run
 
-    def holds(self, check: Callable[[float], bool]) -> bool:
-        """Whether `check` holds at both edges of the band (so in ~95 % of seeds or more)."""
-        return self.n == self.of and check(self.low) and check(self.high)
-
 
 def variations(scenario: Scenario, seeds: int) -> list[Scenario]:
     """The scenario under `seeds` consecutive seeds, its own first."""
@@ -96,40 +92,46 @@ def outcome(scenario: Scenario) -> Outcome:
 
 
 def grid(scenario: Scenario) -> list[float]:
-    """Scenario hours at which curves are sampled: every tick, and zero."""
-    steps = int(scenario.duration_hours / scenario.tick_hours + 1e-9)
-    return [round(i * scenario.tick_hours, 6) for i in range(steps + 1)]
+    """Scenario hours at which curves are sampled: zero and every clock tick (a step)."""
+    return [0.0, *(round(t / HOUR, 6) for t in workload.tick_times(scenario))]
 
 
 def _curves(
     log: list[ev.Event], hours: list[float], fear: dict[str, list[tuple[float, float]]]
 ) -> dict[str, dict[str, list[float]]]:
-    """Each venue's cash and cumulative pay-out at the last snapshot at or before each grid
-    hour, as shares of its first snapshot's liabilities."""
-    samples: dict[str, dict[str, list[tuple[float, float]]]] = {}
-    base: dict[str, int] = {}
-    paid: dict[str, int] = {}
-    for event in log:
-        if isinstance(event, ev.WithdrawalPaid):
-            paid[event.venue] = paid.get(event.venue, 0) + event.amount
-        elif isinstance(event, ev.ReserveSnapshot):
-            whole = base.setdefault(event.venue, event.liabilities) or 1
-            at = event.scenario_time / HOUR
-            venue = samples.setdefault(event.venue, {"cash": [], "paid": []})
-            venue["cash"].append((at, (event.hot + event.warm) / whole))
-            venue["paid"].append((at, paid.get(event.venue, 0) / whole))
-    for venue, points in fear.items():
-        samples.setdefault(venue, {})["fear"] = list(points)
-    return {
-        venue: {name: _on_grid(points, hours) for name, points in curves.items()}
-        for venue, curves in samples.items()
-    }
+    """Each venue's cash (hot + warm) and cumulative pay-out from the report's series, as
+    shares of its first liabilities, both as the step at each grid hour opens: the snapshot
+    taken at the tick, and what was paid before it."""
+    venues, _ = report.series(log)
+    out: dict[str, dict[str, list[float]]] = {}
+    for name, v in venues.items():
+        if not v.hours:
+            continue
+        whole = v.liabilities[0] or 1
+        cash = [(h + w) / whole for h, w in zip(v.tiers["hot"], v.tiers["warm"], strict=True)]
+        paid = [(at, total / whole) for at, total in v.flows["paid"]]
+        out[name] = {
+            "cash": _on_grid(list(zip(v.hours, cash, strict=True)), hours),
+            "paid": _on_grid(paid, hours, start=0.0, before=True),
+        }
+    for name, points in fear.items():
+        out.setdefault(name, {})["fear"] = _on_grid(points, hours)
+    return out
 
 
-def _on_grid(points: list[tuple[float, float]], hours: list[float]) -> list[float]:
-    out, i, last = [], 0, points[0][1] if points else 0.0
+def _on_grid(
+    points: list[tuple[float, float]],
+    hours: list[float],
+    start: float | None = None,
+    before: bool = False,
+) -> list[float]:
+    """The last point's value at each hour — at or, with `before`, strictly before it
+    (ahead of the first point: `start`, or the first point's value)."""
+    out, i = [], 0
+    last = start if start is not None else (points[0][1] if points else 0.0)
+    reach = -1e-9 if before else 1e-9
     for hour in hours:
-        while i < len(points) and points[i][0] <= hour + 1e-9:
+        while i < len(points) and points[i][0] <= hour + reach:
             last = points[i][1]
             i += 1
         out.append(last)
