@@ -101,7 +101,7 @@ def write_sweep(
     (run_dir / "sweep.json").write_text(json.dumps(data, indent=1))
     figures = {"sweep": _sweep_figure(path, points, venues)}
     save_figures(run_dir, figures)
-    swept = _venue_of(path, venues)
+    swept = venue_of(path, venues)
     shown = [swept] if swept else venues
     body = "".join(
         f"<h2>{html.escape(v)}: each value of {html.escape(path)} over "
@@ -167,7 +167,8 @@ def _asdict(b: Band | None) -> dict | None:
     return asdict(b) if b else None
 
 
-def _venue_of(path: str, venues: list[str]) -> str | None:
+def venue_of(path: str, venues: list[str]) -> str | None:
+    """The venue a parameter path belongs to (by id or index), if any: its table is shown."""
     parts = path.split(".")
     if len(parts) > 1 and parts[0] == "venues":
         key = parts[1]

@@ -356,7 +356,7 @@ def sweep(
     with _sims(run_dir, total, f"{path}: {len(values)} values x {seeds} seeds") as batch:
         points = sweeps.sweep(spec, path, values, seeds, workers, batch.done)
     band_report.write_sweep(run_dir, spec, path, points, batch.elapsed())
-    venue = band_report._venue_of(path, list(points[0].outcomes[0].venues))
+    venue = band_report.venue_of(path, list(points[0].outcomes[0].venues))
     for v in [venue] if venue else points[0].outcomes[0].venues:
         rows = {f"{p.value:g}": {m: p.band(v, m) for m in _metrics()} for p in points}
         _print_bands(f"{v}: outcomes against {path}", rows, "value")
