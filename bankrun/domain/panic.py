@@ -117,12 +117,11 @@ class Crowd:
         self._thresholds = [p.threshold for p in calm]
         self._next_calm = 0
         self._retries: list[tuple[float, int, str]] = []
-        self._gone = 0
 
     @property
     def withdrawn_share(self) -> float:
         """Share of customers who have asked for their money (the herd everyone hears of)."""
-        return self._gone / len(self.people) if self.people else 0.0
+        return self._next_calm / len(self.people) if self.people else 0.0  # the calm who ran
 
     def fear(self, signals: Signals) -> float:
         p = self.params
@@ -142,8 +141,7 @@ class Crowd:
         level = self.level = self.fear(signals)
         end = bisect.bisect_right(self._thresholds, level, lo=self._next_calm)
         running = self._calm[self._next_calm : end]
-        self._next_calm = max(self._next_calm, end)
-        self._gone += len(running)
+        self._next_calm = end
         due: dict[str, Depositor] = {}
         while self._retries and self._retries[0][0] <= now_hours:
             _, _, account = heapq.heappop(self._retries)
