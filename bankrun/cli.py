@@ -420,12 +420,9 @@ def _metrics() -> dict[str, str]:
 
 
 def _many_folder(runs_dir: Path, label: str, text: str) -> Path:
-    from bankrun.runner.run import new_run_id
+    from bankrun.runner.run import prepare_folder
 
-    run_dir = runs_dir / new_run_id(label)
-    run_dir.mkdir(parents=True)
-    (run_dir / "scenario.yaml").write_text(text)
-    return run_dir
+    return prepare_folder(label, text, runs_dir)[1]
 
 
 class _Batch:

@@ -53,8 +53,9 @@ class RunResult:
     problems: list[str]
 
 
-def _prepare(scenario: Scenario, text: str, runs_dir: Path, mode: str) -> tuple[str, Path]:
-    run_id = new_run_id(scenario.name if mode == "run" else f"{scenario.name}-sim")
+def prepare_folder(label: str, text: str, runs_dir: Path) -> tuple[str, Path]:
+    """A new `runs/<stamp>-<label>-<hex>/` holding the scenario exactly as given."""
+    run_id = new_run_id(label)
     run_dir = runs_dir / run_id
     run_dir.mkdir(parents=True)
     (run_dir / "scenario.yaml").write_text(text)
@@ -72,7 +73,7 @@ def _finish(run_id: str, run_dir: Path, meta: dict[str, Any], problems: list[str
 
 
 def simulate(scenario: Scenario, text: str, runs_dir: Path = Path("runs")) -> RunResult:
-    run_id, run_dir = _prepare(scenario, text, runs_dir, "sim")
+    run_id, run_dir = prepare_folder(f"{scenario.name}-sim", text, runs_dir)
     started = time.time()
     bus = sim.simulate(scenario)
     if bus.desk is not None:
@@ -109,7 +110,7 @@ def run(
     reads the gateway and Prometheus, and starts and stops nothing."""
     speed = speed or scenario.speed
     locust = locust or LocustOptions()
-    run_id, run_dir = _prepare(scenario, scenario_text, runs_dir, "run")
+    run_id, run_dir = prepare_folder(scenario.name, scenario_text, runs_dir)
     asks = AskFile(asks_file if attach and asks_file else run_dir / "asks.jsonl")
     started = time.time()
     problems: list[str] = []
