@@ -370,6 +370,54 @@ class WithdrawalRejected(_WithdrawalStep):
     reason: Reason
 
 
+class VenueUngated(Event):
+    """The operator lifted its gate: queued withdrawals are paid again as cash allows."""
+
+    type: Literal["venue.ungated"] = "venue.ungated"
+    reason: Reason
+
+
+# --- operator commands (written by the gateway for the operator) -----------------------
+
+
+class _OperatorCommand(Event):
+    """An operator's order to a venue, taken by the gateway with the operator's token. The
+    command is in the log beside what it caused, so a run's summary shows who did what."""
+
+    reason: Reason
+
+
+class GateRequested(_OperatorCommand):
+    """Pause withdrawals (`gated`: new requests queue, nothing is paid) or lift the pause."""
+
+    type: Literal["operator.gate"] = "operator.gate"
+    gated: bool
+
+
+class HaltRequested(_OperatorCommand):
+    """Halt the venue as its gate's halt would: every request is refused from then on."""
+
+    type: Literal["operator.halt"] = "operator.halt"
+
+
+class PolicyChangeRequested(_OperatorCommand):
+    """Switch the venue's reserve policy (or its params): custody finds cash by it from then
+    on. Validated by the policy's own params model, as a scenario's is."""
+
+    type: Literal["operator.policy"] = "operator.policy"
+    policy: str = Field(pattern=r"^[a-z][a-z0-9+-]*$")
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class PolicyChanged(Event):
+    """Custody took the operator's new policy: the reserve snapshots that follow use it."""
+
+    type: Literal["policy.changed"] = "policy.changed"
+    policy: str = Field(pattern=r"^[a-z][a-z0-9+-]*$")
+    params: dict[str, Any] = Field(default_factory=dict)
+    previous: str = Field(pattern=r"^[a-z][a-z0-9+-]*$")
+
+
 # --- market (orders from custody and the runner; book events from matching) -----------
 
 MarketSymbol = Annotated[
@@ -547,6 +595,11 @@ AnyEvent = Annotated[
     | WithdrawalCancelled
     | VenueHalted
     | VenueGated
+    | VenueUngated
+    | GateRequested
+    | HaltRequested
+    | PolicyChangeRequested
+    | PolicyChanged
     | ClaimFrozen
     | WithdrawalRejected
     | OrderPlaced

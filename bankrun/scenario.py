@@ -61,6 +61,18 @@ class ClaimSpec(_Strict):
         return self
 
 
+def policy_params(policy: Any, params: dict[str, Any] | None) -> dict[str, Any]:
+    """`params` checked by the policy's own model, with every default filled in; a ValueError
+    naming the param (`params.liquid_ratio: ...`) otherwise. Scenario files and the operator's
+    policy change at the gateway both go through it."""
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}; one of {', '.join(POLICIES)}")
+    try:
+        return POLICIES[policy].Params.model_validate(params or {}).model_dump()
+    except ValidationError as bad:
+        raise ValueError(named(bad, prefix="params.")) from None
+
+
 class VenueSpec(_Strict):
     id: VenueId
     policy: str
@@ -89,14 +101,7 @@ class VenueSpec(_Strict):
     def _policy_params(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
-        policy = data.get("policy")
-        if policy not in POLICIES:
-            raise ValueError(f"unknown policy {policy!r}; one of {', '.join(POLICIES)}")
-        try:
-            params = POLICIES[policy].Params.model_validate(data.get("params") or {})
-        except ValidationError as bad:
-            raise ValueError(named(bad, prefix="params.")) from None
-        return {**data, "params": params.model_dump()}
+        return {**data, "params": policy_params(data.get("policy"), data.get("params"))}
 
     @model_validator(mode="after")
     def _enough_money(self) -> Self:

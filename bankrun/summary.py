@@ -50,6 +50,7 @@ class VenueTally:
     claims_frozen_at: float | None = None
     claims_frozen: int = 0
     claim_losses: int = 0
+    operator_actions: list[dict[str, Any]] = field(default_factory=list)
 
     def claimed_by_account(self) -> dict[str, int]:
         """What each customer asked for and still wanted: a refused ask that its customer
@@ -102,6 +103,7 @@ class VenueTally:
             "claims_frozen_at_hours": _hours(self.claims_frozen_at),
             "claims_frozen": self.claims_frozen,
             "claim_losses": self.claim_losses,
+            "operator_actions": self.operator_actions,
         }
 
 
@@ -229,12 +231,29 @@ def tally(events: Iterable[ev.Event]) -> tuple[dict[str, VenueTally], dict[str, 
                 t.fire_sale_proceeds += event.proceeds
                 t.fire_sale_mark_value += event.mark_value
                 t.fire_sale_units += event.filled
+            case ev.GateRequested() | ev.HaltRequested() | ev.PolicyChangeRequested():
+                t.operator_actions.append(_operator_action(event))
             case ev.ClaimWrittenDown():
                 if t.claims_frozen_at is None:
                     t.claims_frozen_at = event.scenario_time
                 t.claims_frozen += event.frozen
                 t.claim_losses += event.loss
     return tallies, markets
+
+
+def _operator_action(
+    command: ev.GateRequested | ev.HaltRequested | ev.PolicyChangeRequested,
+) -> dict[str, Any]:
+    """What the operator ordered, and when: the summary says which outcomes were decided."""
+    action: dict[str, Any] = {"at_hours": _hours(command.scenario_time), "reason": command.reason}
+    match command:
+        case ev.GateRequested():
+            action["action"] = "gate" if command.gated else "ungate"
+        case ev.HaltRequested():
+            action["action"] = "halt"
+        case ev.PolicyChangeRequested():
+            action |= {"action": "policy", "policy": command.policy, "params": command.params}
+    return action
 
 
 def check(events: Iterable[ev.Event]) -> list[str]:

@@ -85,6 +85,15 @@ CUSTOMER_REQUESTS = Topic(
     ),
     description="What customers asked for, in the order the gateway accepted it.",
 )
+OPERATOR_COMMANDS = Topic(
+    "bankrun.operator-commands",
+    writer="gateway",
+    readers=("custody", "withdrawal"),
+    key="venue",
+    event_types=(ev.GateRequested, ev.HaltRequested, ev.PolicyChangeRequested),
+    description="The operator's orders to a venue (gate, halt, policy change), taken by the "
+    "gateway with the operator's token.",
+)
 CUSTODY_EVENTS = Topic(
     "bankrun.custody-events",
     writer="custody",
@@ -102,9 +111,10 @@ CUSTODY_EVENTS = Topic(
         ev.ReserveSnapshot,
         ev.FireSaleFilled,
         ev.ClaimWrittenDown,
+        ev.PolicyChanged,
     ),
     description="Ledger outcomes: reservations, payouts, mobilizations, fire sales, dry "
-    "buffer, reserves, claims on halted venues written down.",
+    "buffer, reserves, claims on halted venues written down, policy changes taken.",
 )
 WITHDRAWAL_COMMANDS = Topic(
     "bankrun.withdrawal-commands",
@@ -125,10 +135,11 @@ WITHDRAWAL_EVENTS = Topic(
         ev.WithdrawalRejected,
         ev.WithdrawalCancelled,
         ev.VenueGated,
+        ev.VenueUngated,
         ev.VenueHalted,
     ),
     description="Withdrawal outcomes (paid, queued, rejected with reason, cancelled), gates "
-    "tripped, halts.",
+    "tripped or lifted, halts.",
 )
 CLAIMS = Topic(
     "bankrun.claims",
@@ -192,6 +203,7 @@ DEAD_LETTERS = Topic(
 CATALOGUE: tuple[Topic, ...] = (
     CONTROL,
     CUSTOMER_REQUESTS,
+    OPERATOR_COMMANDS,
     CUSTODY_EVENTS,
     WITHDRAWAL_COMMANDS,
     WITHDRAWAL_EVENTS,

@@ -58,6 +58,7 @@ run_service(
     inputs=(
         topics.CONTROL,
         topics.CUSTOMER_REQUESTS,
+        topics.OPERATOR_COMMANDS,
         topics.WITHDRAWAL_COMMANDS,
         topics.MARKET_FILLS,
         topics.CLAIMS,

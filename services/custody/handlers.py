@@ -286,6 +286,23 @@ def _claim_frozen(event: ev.ClaimFrozen, state: View, effects: Effects) -> None:
     )
 
 
+def _policy_requested(event: ev.PolicyChangeRequested, state: View, effects: Effects) -> None:
+    """The operator's new policy: validated by its params model (as a scenario's is), then
+        used for every rebalance and shortfall from now on. Holdings stay where the old policy put
+        them: a policy decides how cash is found, and where deposits sit only at genesis. The next
+    clock tick's reserve snapshot reports against the new policy's target."""
+    config = state.get(venue_key(event.venue))
+    if config is None:
+        return
+    make_policy(event.policy, event.params)  # refuse what the policy does not accept
+    state.set(venue_key(event.venue), {**config, "policy": event.policy, "params": event.params})
+    effects.emit(
+        event.caused(
+            ev.PolicyChanged, policy=event.policy, params=event.params, previous=config["policy"]
+        )
+    )
+
+
 def _account_opened(event: ev.AccountOpened, state: View, effects: Effects) -> None:
     try:
         _post(state, ledger.open_account(state, event.venue, event.account, event.asset))
@@ -380,6 +397,7 @@ _HANDLERS: Dispatch = {
     ev.PriceMarked: _price_marked,
     ev.OrderDone: _order_done,
     ev.ClaimFrozen: _claim_frozen,
+    ev.PolicyChangeRequested: _policy_requested,
 }
 HANDLED = frozenset(cls.model_fields["type"].default for cls in _HANDLERS)
 

@@ -5,8 +5,11 @@ Writes are accepted with 202 once the event is in the log; outcomes are read bac
 (`GET /withdrawals/{venue}/{request_id}`), as with a real exchange's withdrawal queue.
 
 Every customer route wants the account's bearer token (`bankrun.auth`): none or a bad one is
-401, another account's is 403. The all-customer feeds want the operator's token. Each customer
-has a request budget (429 past it); bodies over `max_body_bytes` are refused with 413.
+401, another account's is 403. The all-customer feeds and the operator's actions (gate, halt,
+policy change: commands on `bankrun.operator-commands`) want the operator's token. Each
+customer has a request budget (429 past it); bodies over `max_body_bytes` are refused with 413.
+Every error status a route can answer is declared with its body, so the OpenAPI description
+is the truth (`tests/e2e/test_gateway_fuzz.py` holds the gateway to it).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
@@ -26,15 +29,18 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bankrun import events as ev
 from bankrun.auth import Caller, Tokens
 from bankrun.domain.money import AssetCode
+from bankrun.domain.policies import POLICIES
 from bankrun.runner.kafka import log_reader
+from bankrun.scenario import policy_params
 from bankrun.topics import (
     BALANCES,
     CONTROL,
+    CUSTODY_EVENTS,
     MARKET_DATA,
     WITHDRAWAL_EVENTS,
     topic_of,
@@ -83,6 +89,62 @@ class Onboarded(Accepted):
     token: str  # the account's bearer token: handed out here, once, and never logged
 
 
+class GateBody(_Body):
+    gated: bool = Field(True, description="true: pause payments (requests queue); false: lift")
+    reason: ev.Reason
+
+
+class HaltBody(_Body):
+    reason: ev.Reason
+
+
+class PolicyBody(_Body):
+    policy: Literal[tuple(POLICIES)]  # type: ignore[valid-type]
+    params: dict[str, Any] = Field(
+        default_factory=dict, description="the policy's params, checked as a scenario's are"
+    )
+    reason: ev.Reason
+
+    @model_validator(mode="after")
+    def _params(self) -> PolicyBody:
+        self.params = policy_params(self.policy, self.params)
+        return self
+
+
+class Problem(BaseModel):
+    """Every refusal: what was wrong, in one line."""
+
+    detail: str
+
+
+class FieldProblem(BaseModel):
+    field: str
+    message: str
+
+
+class Invalid(Problem):
+    """A 422: the summary line, and each bad field."""
+
+    errors: list[FieldProblem]
+
+
+def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The refusals a route can answer, for its OpenAPI description."""
+    meaning = {
+        401: "no valid bearer token",
+        403: "not this caller's to see or do",
+        404: "unknown venue, account or withdrawal",
+        409: "conflicts with what the venue already has",
+        413: "request body too large",
+        422: "invalid request",
+        429: "over the account's request budget",
+    }
+    return {
+        code: {"model": Invalid if code == 422 else Problem, "description": meaning[code]}
+        for code in codes
+    }
+
+
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _state["tokens"] = Tokens.from_env()  # no secret, no gateway: it never runs open
@@ -106,7 +168,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def _follow(consumer: AIOKafkaConsumer) -> None:
     """Fold venues, balances and outcomes into the read model, from the start of the log."""
     partitions = []
-    for topic in (CONTROL, BALANCES, WITHDRAWAL_EVENTS, MARKET_DATA):
+    for topic in (CONTROL, BALANCES, WITHDRAWAL_EVENTS, MARKET_DATA, CUSTODY_EVENTS):
         partitions += [TopicPartition(topic.name, p) for p in range(topic.partitions)]
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
@@ -116,8 +178,12 @@ async def _follow(consumer: AIOKafkaConsumer) -> None:
         for records in batches.values():
             for record in records:
                 metrics.CONSUMED.labels("gateway", record.topic).inc()
+                if not record.value:
+                    continue  # a null or empty message: nothing to fold
                 if record.topic == MARKET_DATA.name and b'"book.snapshot"' not in record.value:
                     continue  # orders and trades: not the gateway's business, not decoded
+                if record.topic == CUSTODY_EVENTS.name and b'"policy.changed"' not in record.value:
+                    continue  # the ledger's traffic: only a venue's new policy is shown
                 try:
                     model.apply(ev.decode(record.value))
                 except ValidationError:
@@ -250,7 +316,9 @@ def _idempotent_id(kind: str, venue: str, key: str | None) -> uuid.UUID:
     return ev.idempotent_id(kind, venue, key) if key else uuid.uuid4()
 
 
-@app.post("/accounts", status_code=202, response_model=Onboarded)
+@app.post(
+    "/accounts", status_code=202, response_model=Onboarded, responses=_errors(404, 409, 413, 422)
+)
 async def open_account(
     body: OpenAccountBody,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -277,7 +345,12 @@ async def open_account(
     return Onboarded(event_id=event.event_id, token=_state["tokens"].customer(*key))
 
 
-@app.post("/deposits", status_code=202, response_model=Accepted)
+@app.post(
+    "/deposits",
+    status_code=202,
+    response_model=Accepted,
+    responses=_errors(401, 403, 404, 413, 422, 429),
+)
 async def deposit(
     body: DepositBody,
     who: Authenticated,
@@ -297,7 +370,7 @@ async def deposit(
     return Accepted(event_id=event.event_id)
 
 
-@app.post("/withdrawals", status_code=202)
+@app.post("/withdrawals", status_code=202, responses=_errors(401, 403, 404, 409, 413, 422, 429))
 async def withdraw(
     body: WithdrawalBody,
     who: Authenticated,
@@ -330,7 +403,11 @@ async def withdraw(
     return JSONResponse(model.accepted(event), status_code=202)
 
 
-@app.post("/withdrawals/{venue}/{request_id}/cancel", status_code=202)
+@app.post(
+    "/withdrawals/{venue}/{request_id}/cancel",
+    status_code=202,
+    responses=_errors(401, 403, 404, 409, 413, 422, 429),
+)
 async def cancel_withdrawal(
     venue: Venue, request_id: RequestKey, who: Authenticated
 ) -> dict[str, Any]:
@@ -354,7 +431,7 @@ async def cancel_withdrawal(
     return {**known, "cancel": "accepted"}
 
 
-@app.get("/withdrawals/{venue}/{request_id}")
+@app.get("/withdrawals/{venue}/{request_id}", responses=_errors(401, 403, 404, 422, 429))
 async def withdrawal_status(
     venue: Venue,
     request_id: RequestKey,
@@ -379,7 +456,7 @@ async def withdrawal_status(
     return model.withdrawals[key]
 
 
-@app.get("/venues/{venue}/withdrawals")
+@app.get("/venues/{venue}/withdrawals", responses=_errors(401, 403, 404, 422, 429))
 async def withdrawal_counts(venue: Venue, who: Operator) -> dict[str, Any]:
     """How many withdrawals this gateway knows in each status (requested = no answer yet);
     operator only."""
@@ -391,7 +468,7 @@ async def withdrawal_counts(venue: Venue, who: Operator) -> dict[str, Any]:
     return {"venue": venue, "counts": counts, "total": sum(counts.values())}
 
 
-@app.get("/accounts/{venue}/{account}")
+@app.get("/accounts/{venue}/{account}", responses=_errors(401, 403, 404, 422, 429))
 async def account_balances(venue: Venue, account: Account, who: Authenticated) -> dict[str, Any]:
     _may_read(who, venue, account)
     _venue(venue)
@@ -419,12 +496,12 @@ async def venues() -> dict[str, Any]:
     return {"venues": [_venue_status(v) for v in sorted(model.venues)]}
 
 
-@app.get("/venues/{venue}")
-async def venue_status(venue: str) -> dict[str, Any]:
+@app.get("/venues/{venue}", responses=_errors(404, 422))
+async def venue_status(venue: Venue) -> dict[str, Any]:
     return _venue_status(_venue(venue))
 
 
-@app.get("/venues/{venue}/outcomes")
+@app.get("/venues/{venue}/outcomes", responses=_errors(401, 403, 404, 422, 429))
 async def outcomes(
     venue: Venue,
     who: Operator,
@@ -444,13 +521,84 @@ async def outcomes(
     }
 
 
+_OPERATOR_ERRORS = _errors(401, 403, 404, 413, 422, 429)
+
+
+async def _command(venue: str, key: str | None, command: type[ev.Event], **fields: Any) -> Accepted:
+    """Publish an operator's command for a known venue, stamped with its scenario time; with
+    an Idempotency-Key a retry has the same event id, and the services drop it."""
+    _venue(venue)
+    event = command(
+        event_id=_idempotent_id(ev.type_of(command), venue, key),
+        venue=venue,
+        scenario_time=_now(venue),
+        **fields,
+    )
+    await _publish(event)
+    return Accepted(event_id=event.event_id)
+
+
+@app.post(
+    "/operator/{venue}/gate", status_code=202, response_model=Accepted, responses=_OPERATOR_ERRORS
+)
+async def gate(
+    venue: Venue,
+    body: GateBody,
+    who: Operator,
+    idempotency_key: Annotated[ev.RequestId | None, Header()] = None,
+) -> Accepted:
+    """Pause the venue's payments (`gated: true`: reserved requests queue, nothing is paid) or
+    lift the pause (the queue is then paid in order as cash allows). Operator only."""
+    return await _command(
+        venue, idempotency_key, ev.GateRequested, gated=body.gated, reason=body.reason
+    )
+
+
+@app.post(
+    "/operator/{venue}/halt", status_code=202, response_model=Accepted, responses=_OPERATOR_ERRORS
+)
+async def halt(
+    venue: Venue,
+    body: HaltBody,
+    who: Operator,
+    idempotency_key: Annotated[ev.RequestId | None, Header()] = None,
+) -> Accepted:
+    """Halt the venue as its gate's halt would: every later request is refused, and the
+    venues that placed money here see their claims frozen. Operator only."""
+    return await _command(venue, idempotency_key, ev.HaltRequested, reason=body.reason)
+
+
+@app.post(
+    "/operator/{venue}/policy",
+    status_code=202,
+    response_model=Accepted,
+    responses=_OPERATOR_ERRORS,
+)
+async def change_policy(
+    venue: Venue,
+    body: PolicyBody,
+    who: Operator,
+    idempotency_key: Annotated[ev.RequestId | None, Header()] = None,
+) -> Accepted:
+    """Switch the venue's reserve policy or its params (checked by the policy's own model):
+    custody finds cash by the new one from then on. Operator only."""
+    return await _command(
+        venue,
+        idempotency_key,
+        ev.PolicyChangeRequested,
+        policy=body.policy,
+        params=body.params,
+        reason=body.reason,
+    )
+
+
 @app.get("/markets")
 async def markets() -> dict[str, Any]:
     """Every market's last price and top of book (quote minor units per whole base unit)."""
     return {"markets": [model.markets[m] for m in sorted(model.markets)]}
 
 
-@app.get("/markets/{base}/{quote}")
+@app.get("/markets/{base}/{quote}", responses=_errors(404, 422))
 async def market(base: str, quote: str) -> dict[str, Any]:
     """One market, e.g. `/markets/PLATFORM/USD`: what a worried customer checks."""
     found = model.markets.get(f"{base}/{quote}")

@@ -39,6 +39,10 @@ class ReadModel:
                 self.ticks[event.venue] = event.scenario_time
             case ev.VenueGated():
                 self.gated[event.venue] = event.scenario_time
+            case ev.VenueUngated():
+                self.gated.pop(event.venue, None)
+            case ev.PolicyChanged():
+                self.venues[event.venue] = event.policy
             case ev.VenueHalted():
                 self.halted[event.venue] = event.scenario_time
             case ev.BookSnapshot():

@@ -43,7 +43,12 @@ run_service(
     app,
     SERVICE,
     settings,
-    inputs=(topics.CONTROL, topics.CUSTOMER_REQUESTS, topics.CUSTODY_EVENTS),
+    inputs=(
+        topics.CONTROL,
+        topics.CUSTOMER_REQUESTS,
+        topics.OPERATOR_COMMANDS,
+        topics.CUSTODY_EVENTS,
+    ),
     handle=handlers.handle,
     handled=handlers.HANDLED,
     after_commit=export_metrics,

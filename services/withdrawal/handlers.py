@@ -1,9 +1,10 @@
 """The withdrawal saga: custody's answers move each request along its state machine.
 
 reserved -> pay now, unless the venue is halted or a gate caps the customer (then rejected and
-the funds released); a payout that fails for want of cash joins a strict FIFO queue, drained
-whenever custody reports cash in the hot wallet. Nobody jumps the queue: while it is not
-empty, new requests join its tail (the sequential service that makes runs rational).
+the funds released), or the operator has gated it (then queued until the gate is lifted); a
+payout that fails for want of cash joins a strict FIFO queue, drained whenever custody reports
+cash in the hot wallet. Nobody jumps the queue: while it is not empty, new requests join its
+tail (the sequential service that makes runs rational).
 Pure: reads the saga's state through a lookup, returns `Effects`.
 """
 
@@ -38,6 +39,11 @@ def halted_key(venue: str) -> str:
     return f"halted/{venue}"
 
 
+def paused_key(venue: str) -> str:
+    """Set (to the scenario time) while the operator's gate holds the venue's payments."""
+    return f"paused/{venue}"
+
+
 def handle(event: ev.Event, lookup: Lookup) -> Effects:
     return dispatch(_HANDLERS, event, lookup)
 
@@ -64,6 +70,10 @@ class Saga:
     @property
     def halted(self) -> bool:
         return self.state.get(halted_key(self.venue)) is not None
+
+    @property
+    def paused(self) -> bool:
+        return self.state.get(paused_key(self.venue)) is not None
 
     def load(self, step: Any) -> Withdrawal:
         stored = self.state.get(withdrawal_key(step.request_id))
@@ -227,7 +237,7 @@ def _reserve_snapshot(event: ev.ReserveSnapshot, state: View, effects: Effects) 
     saga = Saga(event, state, effects)
     ratio = event.hot / event.liabilities if event.liabilities else None
     saga.trip_gate(dry=event.dry, liquid_ratio=ratio)
-    if not saga.halted and not saga.queue_empty():
+    if not saga.halted and not saga.paused and not saga.queue_empty():
         saga.drain(event.hot)
 
 
@@ -240,7 +250,7 @@ def _funds_reserved(event: ev.FundsReserved, state: View, effects: Effects) -> N
         saga.reject(w, "venue_halted", release=True)
     elif saga.capped(w):
         saga.reject(w, "gated", release=True)
-    elif not saga.queue_empty():
+    elif saga.paused or not saga.queue_empty():
         saga.move(w, Status.RESERVED)
         saga.enqueue(saga.load(event))
     else:
@@ -295,6 +305,33 @@ def _cancel_requested(event: ev.WithdrawalCancelRequested, state: View, effects:
     )
 
 
+def _gate_requested(event: ev.GateRequested, state: View, effects: Effects) -> None:
+    """The operator's gate: while it holds, reserved requests queue and the queue is not
+    drained; lifted, the next reserve snapshot drains it as cash allows. Gating a gated venue
+    (or lifting an open one) changes nothing."""
+    saga = Saga(event, state, effects)
+    if event.gated and not saga.paused:
+        state.set(paused_key(event.venue), event.scenario_time)
+        effects.emit(event.caused(ev.VenueGated, reason=event.reason))
+    elif not event.gated and saga.paused:
+        state.set(paused_key(event.venue), None)
+        effects.emit(event.caused(ev.VenueUngated, reason=event.reason))
+
+
+def _halt_requested(event: ev.HaltRequested, state: View, effects: Effects) -> None:
+    """The operator's halt is the gate's halt: requests refused, creditors' claims frozen."""
+    saga = Saga(event, state, effects)
+    if state.get(venue_key(event.venue)) is not None and not saga.halted:
+        saga.halt(event.reason)
+
+
+def _policy_changed(event: ev.PolicyChanged, state: View, effects: Effects) -> None:
+    """Custody switched the policy: the saga's metrics are labelled with the new one."""
+    config = state.get(venue_key(event.venue))
+    if config is not None:
+        state.set(venue_key(event.venue), {**config, "policy": event.policy})
+
+
 _HANDLERS: Dispatch = {
     ev.VenueOpened: _venue_opened,
     ev.BufferDry: _buffer_dry,
@@ -304,5 +341,8 @@ _HANDLERS: Dispatch = {
     ev.PayoutSettled: _payout_settled,
     ev.PayoutFailed: _payout_failed,
     ev.WithdrawalCancelRequested: _cancel_requested,
+    ev.GateRequested: _gate_requested,
+    ev.HaltRequested: _halt_requested,
+    ev.PolicyChanged: _policy_changed,
 }
 HANDLED = frozenset(cls.model_fields["type"].default for cls in _HANDLERS)
