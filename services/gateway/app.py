@@ -21,7 +21,7 @@ import math
 import time
 import uuid
 from collections.abc import AsyncIterator
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
@@ -29,14 +29,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, create_model
 
 from bankrun import events as ev
 from bankrun.auth import Caller, Tokens
 from bankrun.domain.money import AssetCode
-from bankrun.domain.policies import POLICIES
+from bankrun.domain.policies import POLICIES, ReservePolicy
 from bankrun.runner.kafka import log_reader
-from bankrun.scenario import policy_params
 from bankrun.topics import (
     BALANCES,
     CONTROL,
@@ -72,8 +71,20 @@ class OpenAccountBody(_Body):
     asset: AssetCode = "USD"
 
 
+def _whole(value: Any) -> Any:
+    """JSON has one number type, and JSON Schema's `integer` takes 5.0 as 5: so does the
+    gateway. A fraction stays refused, and so does a float past 2**53, where a double no
+    longer holds every integer (send those as integers)."""
+    if isinstance(value, float) and value.is_integer() and abs(value) <= 2**53:
+        return int(value)
+    return value
+
+
+Amount = Annotated[ev.MinorUnits, BeforeValidator(_whole)]
+
+
 class DepositBody(OpenAccountBody):
-    amount: ev.MinorUnits
+    amount: Amount
 
 
 class WithdrawalBody(DepositBody):
@@ -98,17 +109,23 @@ class HaltBody(_Body):
     reason: ev.Reason
 
 
-class PolicyBody(_Body):
-    policy: Literal[tuple(POLICIES)]  # type: ignore[valid-type]
-    params: dict[str, Any] = Field(
-        default_factory=dict, description="the policy's params, checked as a scenario's are"
+def _policy_change(policy: type[ReservePolicy]) -> type[_Body]:
+    """The body that switches a venue to `policy`: its params are the policy's own model (the
+    one a scenario's venue is checked by), so the OpenAPI description shows every bound."""
+    return create_model(
+        f"{policy.__name__}Change",
+        __base__=_Body,
+        __doc__=f"Switch to `{policy.name}`. {policy.__doc__ or ''}".strip(),
+        policy=(Literal[policy.name], ...),  # type: ignore[valid-type]
+        params=(policy.Params, Field(default_factory=policy.Params)),
+        reason=(ev.Reason, ...),
     )
-    reason: ev.Reason
 
-    @model_validator(mode="after")
-    def _params(self) -> PolicyBody:
-        self.params = policy_params(self.policy, self.params)
-        return self
+
+PolicyBody = Annotated[
+    Union[tuple(_policy_change(p) for p in POLICIES.values())],  # type: ignore[valid-type]  # noqa: UP007
+    Field(discriminator="policy"),
+]
 
 
 class Problem(BaseModel):
@@ -131,6 +148,7 @@ class Invalid(Problem):
 def _errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """The refusals a route can answer, for its OpenAPI description."""
     meaning = {
+        400: "the body is not readable JSON",
         401: "no valid bearer token",
         403: "not this caller's to see or do",
         404: "unknown venue, account or withdrawal",
@@ -210,7 +228,9 @@ app = FastAPI(
 async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = [
         {
-            "field": ".".join(str(p) for p in e["loc"] if p not in ("body", "path", "query")),
+            "field": ".".join(
+                str(p) for p in e["loc"] if p not in ("body", "path", "query", "header")
+            ),
             "message": e["msg"],
         }
         for e in exc.errors()
@@ -230,6 +250,16 @@ async def _count(request: Request, call_next: Any) -> Response:
     metrics.HTTP_REQUESTS.labels(path, str(response.status_code)).inc()
     return response
 
+
+def _openapi() -> dict[str, Any]:
+    """FastAPI's description, with onboarding's token marked optional: a newcomer has none."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        schema["paths"]["/accounts"]["post"]["security"] = [{}, {"HTTPBearer": []}]
+    return app.openapi_schema  # type: ignore[return-value]
+
+
+app.openapi = _openapi  # type: ignore[method-assign]
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -317,7 +347,10 @@ def _idempotent_id(kind: str, venue: str, key: str | None) -> uuid.UUID:
 
 
 @app.post(
-    "/accounts", status_code=202, response_model=Onboarded, responses=_errors(404, 409, 413, 422)
+    "/accounts",
+    status_code=202,
+    response_model=Onboarded,
+    responses=_errors(400, 404, 409, 413, 422),
 )
 async def open_account(
     body: OpenAccountBody,
@@ -349,7 +382,7 @@ async def open_account(
     "/deposits",
     status_code=202,
     response_model=Accepted,
-    responses=_errors(401, 403, 404, 413, 422, 429),
+    responses=_errors(400, 401, 403, 404, 413, 422, 429),
 )
 async def deposit(
     body: DepositBody,
@@ -370,7 +403,9 @@ async def deposit(
     return Accepted(event_id=event.event_id)
 
 
-@app.post("/withdrawals", status_code=202, responses=_errors(401, 403, 404, 409, 413, 422, 429))
+@app.post(
+    "/withdrawals", status_code=202, responses=_errors(400, 401, 403, 404, 409, 413, 422, 429)
+)
 async def withdraw(
     body: WithdrawalBody,
     who: Authenticated,
@@ -379,7 +414,15 @@ async def withdraw(
     _acts_for(who, body.venue, body.account)
     _account(body.venue, body.account, body.asset)
     if body.request_id and idempotency_key and body.request_id != idempotency_key:
-        raise HTTPException(422, "request_id and Idempotency-Key header differ")
+        raise RequestValidationError(  # a 422 like every other: with its field named
+            [
+                {
+                    "loc": ("header", "idempotency-key"),
+                    "msg": "request_id and Idempotency-Key header differ",
+                    "type": "value_error",
+                }
+            ]
+        )
     request_id = body.request_id or idempotency_key or str(uuid.uuid4())
     known = model.withdrawals.get((body.venue, request_id))
     if known is not None:
@@ -521,7 +564,7 @@ async def outcomes(
     }
 
 
-_OPERATOR_ERRORS = _errors(401, 403, 404, 413, 422, 429)
+_OPERATOR_ERRORS = _errors(400, 401, 403, 404, 413, 422, 429)
 
 
 async def _command(venue: str, key: str | None, command: type[ev.Event], **fields: Any) -> Accepted:
@@ -587,7 +630,7 @@ async def change_policy(
         idempotency_key,
         ev.PolicyChangeRequested,
         policy=body.policy,
-        params=body.params,
+        params=body.params.model_dump(),
         reason=body.reason,
     )
 
@@ -607,12 +650,26 @@ async def market(base: str, quote: str) -> dict[str, Any]:
     return found
 
 
-@app.get("/ready")
+class Ready(BaseModel):
+    service: str
+    ready: bool
+    events_applied: int
+
+
+@app.get(
+    "/ready",
+    response_model=Ready,
+    responses={503: {"model": Ready, "description": "not yet following the log"}},
+)
 async def ready() -> JSONResponse:
     body = {"service": "gateway", "ready": _state["ready"], "events_applied": model.applied}
     return JSONResponse(body, status_code=200 if _state["ready"] else 503)
 
 
-@app.get("/metrics")
+@app.get(
+    "/metrics",
+    response_class=Response,
+    responses={200: {"description": "Prometheus exposition", "content": {"text/plain": {}}}},
+)
 async def prometheus_metrics() -> Response:
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
