@@ -97,7 +97,7 @@ OPERATOR_COMMANDS = Topic(
 CUSTODY_EVENTS = Topic(
     "bankrun.custody-events",
     writer="custody",
-    readers=("withdrawal",),
+    readers=("withdrawal", "gateway"),
     key="venue",
     event_types=(
         ev.FundsReserved,

@@ -88,7 +88,9 @@ QUEUE_DEPTH = Gauge("bankrun_withdrawal_queue_depth", "Withdrawals waiting for l
 QUEUE_OLDEST = Gauge(
     "bankrun_withdrawal_queue_oldest_hours", "Scenario hours the oldest queued request waited", V
 )
-GATED = Gauge("bankrun_venue_gated", "1 once the venue's gate tripped", V)
+GATED = Gauge(
+    "bankrun_venue_gated", "1 once the venue's gate tripped or the operator paused payments", V
+)
 HALTED = Gauge("bankrun_venue_halted", "1 once the venue halted withdrawals", V)
 HALTED_AT = Gauge("bankrun_venue_halted_at_hours", "Scenario hour of the halt", V)
 EVENTS = Counter(
@@ -201,6 +203,8 @@ def export_outcome(event: ev.Event, policy: str) -> None:
             WITHDRAWN.labels(event.venue, policy, event.asset, "cancelled").inc(event.amount)
         case ev.VenueGated():
             GATED.labels(event.venue, policy).set(1)
+        case ev.VenueUngated():
+            GATED.labels(event.venue, policy).set(0)
         case ev.VenueHalted():
             HALTED.labels(event.venue, policy).set(1)
             HALTED_AT.labels(event.venue, policy).set(event.scenario_time / 3600)

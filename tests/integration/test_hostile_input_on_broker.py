@@ -34,6 +34,7 @@ from bankrun.topics import (
     MARKET_DATA,
     MARKET_FILLS,
     MARKET_ORDERS,
+    OPERATOR_COMMANDS,
     WITHDRAWAL_COMMANDS,
     WITHDRAWAL_EVENTS,
     Topic,
@@ -133,6 +134,22 @@ SHAPES: dict[str, list[Shape]] = {
             ),
             ("request_id", 12_345),
             "request_id",
+            ("scenario_time", -60),
+        ),
+    ],
+    OPERATOR_COMMANDS.name: [
+        Shape(
+            ev.GateRequested(venue=VENUE, scenario_time=60, gated=True, reason="audit"),
+            ("gated", [1]),
+            "reason",
+            ("scenario_time", -60),
+        ),
+        Shape(
+            ev.PolicyChangeRequested(
+                venue=VENUE, scenario_time=60, policy="fractional", reason="cheaper"
+            ),
+            ("params", "liquid_ratio=2"),
+            "policy",
             ("scenario_time", -60),
         ),
     ],
