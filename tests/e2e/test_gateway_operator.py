@@ -11,6 +11,7 @@ status, content type, headers and body as the description declares.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 import uuid
 
@@ -46,7 +47,9 @@ pytestmark = pytest.mark.e2e
 
 STORY = "ops-1"  # the operator's story happens here
 FUZZ = "fuzz-1"  # the fuzzer's requests aim here half the time (the rest: any id)
-EXAMPLES = 30  # per operation and caller: ~1,000 requests, about a minute here
+#: per operation and caller: ~800 requests, about a minute here; BANKRUN_FUZZ_EXAMPLES=200
+#: digs deeper (the same requests and more: derandomized)
+EXAMPLES = int(os.environ.get("BANKRUN_FUZZ_EXAMPLES", "30"))
 
 
 @pytest.fixture(scope="module")
