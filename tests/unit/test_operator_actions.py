@@ -4,11 +4,16 @@ delivered twice (or repeated) changes nothing more, and that the summary names e
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from typer.testing import CliRunner
 
 from bankrun import events as ev
 from bankrun import summary
+from bankrun.cli import app
 from bankrun.sim import InProcessBus
+from bankrun.topics import topic_of
 from services.custody import handlers as custody
 
 VENUE = "safe-1"
@@ -156,3 +161,21 @@ def test_the_summary_lists_what_the_operator_did(bus):
         ("halt", 2.0, "regulator"),
     ]
     assert (row["gated_at_hours"], row["halted_at_hours"]) == (1.0, 2.0)
+
+
+def test_verify_recomputes_them_from_the_log(tmp_path, bus):
+    """`bankrun verify` holds summary.json's operator_actions to events.jsonl: a command left
+    out of the log is a difference it names."""
+    bus.publish(ev.GateRequested(venue=VENUE, scenario_time=HOUR, gated=True, reason="audit"))
+    bus.publish(ev.HaltRequested(venue=VENUE, scenario_time=2 * HOUR, reason="regulator"))
+    (tmp_path / "summary.json").write_text(json.dumps(summary.summarize(bus.log, {})))
+    records = [
+        {"topic": topic_of(type(e)).name, "value": json.loads(e.to_bytes())} for e in bus.log
+    ]
+    summary.write_log(tmp_path / "events.jsonl", records)
+    assert CliRunner().invoke(app, ["verify", str(tmp_path)]).exit_code == 0
+
+    no_halt = [r for r in records if r["value"]["type"] != "operator.halt"]
+    summary.write_log(tmp_path / "events.jsonl", no_halt)
+    checked = CliRunner().invoke(app, ["verify", str(tmp_path)])
+    assert checked.exit_code == 1 and "operator_actions" in checked.output
