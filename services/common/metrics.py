@@ -164,6 +164,11 @@ FIRE_SALE_SLIPPAGE = Gauge(
     "1 - proceeds / mark value of the venue's last fire sale",
     [*V, "market"],
 )
+OPERATOR_COMMANDS = Counter(
+    "bankrun_operator_commands",
+    "Operator commands the gateway published (gate, ungate, halt, policy)",
+    ["venue", "action"],
+)
 HTTP_REQUESTS = Counter(
     "bankrun_gateway_requests",
     "Gateway HTTP requests by route and status code",

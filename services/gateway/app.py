@@ -510,7 +510,9 @@ async def outcomes(
 _OPERATOR_ERRORS = _errors(400, 401, 403, 404, 413, 422, 429)
 
 
-async def _command(venue: str, key: str | None, command: type[ev.Event], **fields: Any) -> Accepted:
+async def _command(
+    venue: str, key: str | None, action: str, command: type[ev.Event], **fields: Any
+) -> Accepted:
     """Publish an operator's command for a known venue, stamped with its scenario time; with
     an Idempotency-Key a retry has the same event id, and the services drop it."""
     _venue(venue)
@@ -521,6 +523,7 @@ async def _command(venue: str, key: str | None, command: type[ev.Event], **field
         **fields,
     )
     await _publish(event)
+    metrics.OPERATOR_COMMANDS.labels(venue, action).inc()
     return Accepted(event_id=event.event_id)
 
 
@@ -535,8 +538,9 @@ async def gate(
 ) -> Accepted:
     """Pause the venue's payments (`gated: true`: reserved requests queue, nothing is paid) or
     lift the pause (the queue is then paid in order as cash allows). Operator only."""
+    action = "gate" if body.gated else "ungate"
     return await _command(
-        venue, idempotency_key, ev.GateRequested, gated=body.gated, reason=body.reason
+        venue, idempotency_key, action, ev.GateRequested, gated=body.gated, reason=body.reason
     )
 
 
@@ -551,7 +555,7 @@ async def halt(
 ) -> Accepted:
     """Halt the venue as its gate's halt would: every later request is refused, and the
     venues that placed money here see their claims frozen. Operator only."""
-    return await _command(venue, idempotency_key, ev.HaltRequested, reason=body.reason)
+    return await _command(venue, idempotency_key, "halt", ev.HaltRequested, reason=body.reason)
 
 
 @app.post(
@@ -571,6 +575,7 @@ async def change_policy(
     return await _command(
         venue,
         idempotency_key,
+        "policy",
         ev.PolicyChangeRequested,
         policy=body.policy,
         params=body.params.model_dump(),

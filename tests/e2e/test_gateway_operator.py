@@ -208,6 +208,12 @@ def test_the_operators_story(stack, api, operator, whale):
     )
     assert refused["reason"] == "venue_halted"
 
+    counted = httpx.get(stack.gateway_url + "/metrics").text
+    for action in ("gate", "ungate", "policy", "halt"):
+        assert (
+            f'bankrun_operator_commands_total{{action="{action}",venue="{STORY}"}} 1.0' in counted
+        )
+
     commands = wait_for_events(stack.bootstrap, OPERATOR_COMMANDS, lambda seen: len(seen) >= 4)
     outcomes = wait_for_events(
         stack.bootstrap,
