@@ -388,10 +388,12 @@ class _OperatorCommand(Event):
 
 
 class GateRequested(_OperatorCommand):
-    """Pause withdrawals (`gated`: new requests queue, nothing is paid) or lift the pause."""
+    """Gate withdrawals or lift the gate. Gated without a cap, requests queue and nothing is
+    paid; with `max_per_account_per_day`, each account may take out that much a day."""
 
     type: Literal["operator.gate"] = "operator.gate"
     gated: bool
+    max_per_account_per_day: MinorUnits | None = None
 
 
 class HaltRequested(_OperatorCommand):

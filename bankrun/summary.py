@@ -249,6 +249,8 @@ def _operator_action(
     match command:
         case ev.GateRequested():
             action["action"] = "gate" if command.gated else "ungate"
+            if command.max_per_account_per_day is not None:
+                action["max_per_account_per_day"] = command.max_per_account_per_day
         case ev.HaltRequested():
             action["action"] = "halt"
         case ev.PolicyChangeRequested():

@@ -536,11 +536,18 @@ async def gate(
     who: Operator,
     idempotency_key: Annotated[ev.RequestId | None, Header()] = None,
 ) -> Accepted:
-    """Pause the venue's payments (`gated: true`: reserved requests queue, nothing is paid) or
-    lift the pause (the queue is then paid in order as cash allows). Operator only."""
+    """Gate the venue: hold every payment (reserved requests queue), or with
+    `max_per_account_per_day` cap what each account takes out a day; `gated: false` lifts the
+    gate (the queue is then paid in order as cash allows). Operator only."""
     action = "gate" if body.gated else "ungate"
     return await _command(
-        venue, idempotency_key, action, ev.GateRequested, gated=body.gated, reason=body.reason
+        venue,
+        idempotency_key,
+        action,
+        ev.GateRequested,
+        gated=body.gated,
+        max_per_account_per_day=body.max_per_account_per_day,
+        reason=body.reason,
     )
 
 

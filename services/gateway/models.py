@@ -56,7 +56,12 @@ class Onboarded(Accepted):
 
 
 class GateBody(_Body):
-    gated: bool = Field(True, description="true: pause payments (requests queue); false: lift")
+    gated: bool = Field(True, description="true: gate the venue; false: lift the gate")
+    max_per_account_per_day: Amount | None = Field(
+        None,
+        description="cap what each account may take out per scenario day (minor units); "
+        "without it, the gate holds every payment (requests queue)",
+    )
     reason: ev.Reason
 
 

@@ -39,9 +39,10 @@ def halted_key(venue: str) -> str:
     return f"halted/{venue}"
 
 
-def paused_key(venue: str) -> str:
-    """Set (to the scenario time) while the operator's gate holds the venue's payments."""
-    return f"paused/{venue}"
+def operator_gate_key(venue: str) -> str:
+    """The operator's gate while it stands: `{"at": scenario time, "cap": per account per
+    day, or None to hold every payment}`."""
+    return f"operator-gate/{venue}"
 
 
 def handle(event: ev.Event, lookup: Lookup) -> Effects:
@@ -73,7 +74,19 @@ class Saga:
 
     @property
     def paused(self) -> bool:
-        return self.state.get(paused_key(self.venue)) is not None
+        """The operator's gate without a cap holds every payment."""
+        gate = self.state.get(operator_gate_key(self.venue))
+        return gate is not None and gate["cap"] is None
+
+    def cap(self) -> int | None:
+        """What one account may take out per scenario day: the operator's gate's cap, or a
+        tripped scenario gate's."""
+        gate = self.state.get(operator_gate_key(self.venue))
+        if gate is not None and gate["cap"] is not None:
+            return gate["cap"]
+        if self.gate is None or self.state.get(f"gate-tripped/{self.venue}") is None:
+            return None
+        return self.gate.max_per_account_per_day
 
     def load(self, step: Any) -> Withdrawal:
         stored = self.state.get(withdrawal_key(step.request_id))
@@ -206,14 +219,12 @@ class Saga:
 
     def capped(self, w: Withdrawal) -> bool:
         """A tripped gate caps what one account may take out per scenario day."""
-        gate = self.gate
-        if gate is None or gate.max_per_account_per_day is None:
-            return False
-        if self.state.get(f"gate-tripped/{self.venue}") is None:
+        cap = self.cap()
+        if cap is None:
             return False
         key = f"day/{self.venue}/{w.account}/{int(self.now // DAY)}"
         used = self.state.get(key, 0)
-        if used + w.amount > gate.max_per_account_per_day:
+        if used + w.amount > cap:
             return True
         self.bump(key, w.amount)
         return False
@@ -306,15 +317,19 @@ def _cancel_requested(event: ev.WithdrawalCancelRequested, state: View, effects:
 
 
 def _gate_requested(event: ev.GateRequested, state: View, effects: Effects) -> None:
-    """The operator's gate: while it holds, reserved requests queue and the queue is not
-    drained; lifted, the next reserve snapshot drains it as cash allows. Gating a gated venue
-    (or lifting an open one) changes nothing."""
-    saga = Saga(event, state, effects)
-    if event.gated and not saga.paused:
-        state.set(paused_key(event.venue), event.scenario_time)
-        effects.emit(event.caused(ev.VenueGated, reason=event.reason))
-    elif not event.gated and saga.paused:
-        state.set(paused_key(event.venue), None)
+    """The operator's gate: without a cap, reserved requests queue and the queue is not
+    drained; with one, each account may take out that much per scenario day (the rest is
+    refused `gated`, as a scenario gate's cap refuses it). Lifted, the next reserve snapshot
+    drains the queue as cash allows. The same gate again, or a lift of an open venue, changes
+    nothing; a new cap replaces the old."""
+    key = operator_gate_key(event.venue)
+    standing = state.get(key)
+    if event.gated:
+        if standing is None or standing["cap"] != event.max_per_account_per_day:
+            state.set(key, {"at": event.scenario_time, "cap": event.max_per_account_per_day})
+            effects.emit(event.caused(ev.VenueGated, reason=event.reason))
+    elif standing is not None:
+        state.set(key, None)
         effects.emit(event.caused(ev.VenueUngated, reason=event.reason))
 
 

@@ -18,6 +18,7 @@ from services.custody import handlers as custody
 
 VENUE = "safe-1"
 HOUR = 3600.0
+DAY = 24 * HOUR
 
 
 def opened(bus: InProcessBus, **params: float) -> None:
@@ -87,6 +88,21 @@ class TestGate:
         bus.publish(ev.GateRequested(venue=VENUE, scenario_time=HOUR, gated=False, reason="y"))
         assert len({g.event_id for g in since(bus, 0, ev.VenueGated)}) == 1
         assert [u.reason for u in since(bus, 0, ev.VenueUngated)] == ["x"]
+
+    def test_a_gate_with_a_cap_refuses_what_passes_it_that_day(self, bus):
+        gate = ev.GateRequested(
+            venue=VENUE, scenario_time=HOUR, gated=True, max_per_account_per_day=150, reason="cap"
+        )
+        bus.publish(gate)
+        ask(bus, "w-1", 100, at=2 * HOUR)
+        ask(bus, "w-2", 100, at=3 * HOUR)
+        ask(bus, "w-3", 100, at=DAY + HOUR)  # a new scenario day
+        assert [outcome(bus, r) for r in ("w-1", "w-2", "w-3")] == ["paid", "rejected", "paid"]
+        assert since(bus, 0, ev.WithdrawalRejected)[0].reason == "gated"
+
+        bus.publish(ev.GateRequested(venue=VENUE, scenario_time=DAY, gated=False, reason="ok"))
+        ask(bus, "w-4", 500, at=DAY + 2 * HOUR)
+        assert outcome(bus, "w-4") == "paid"
 
 
 class TestHalt:
