@@ -89,7 +89,7 @@ QUEUE_OLDEST = Gauge(
     "bankrun_withdrawal_queue_oldest_hours", "Scenario hours the oldest queued request waited", V
 )
 GATED = Gauge(
-    "bankrun_venue_gated", "1 once the venue's gate tripped or the operator paused payments", V
+    "bankrun_venue_gated", "1 once the venue's gate tripped, or while the operator's gate stands", V
 )
 HALTED = Gauge("bankrun_venue_halted", "1 once the venue halted withdrawals", V)
 HALTED_AT = Gauge("bankrun_venue_halted_at_hours", "Scenario hour of the halt", V)
