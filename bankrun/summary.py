@@ -50,6 +50,26 @@ class VenueTally:
     claims_frozen_at: float | None = None
     claims_frozen: int = 0
     claim_losses: int = 0
+    proofs: list[ev.PorAttested] = field(default_factory=list)  # proof-of-reserves attestations
+
+    def proof_row(self) -> dict[str, Any] | None:
+        """What the venue's proofs of reserves said over the run (None: it attested none)."""
+        if not self.proofs:
+            return None
+        ratios = [p.ratio for p in self.proofs if p.ratio is not None]
+        last = self.proofs[-1]
+        return {
+            "published": last.published,
+            "attestations": len(self.proofs),
+            "first_ratio": self.proofs[0].ratio,
+            "min_ratio": min(ratios) if ratios else None,
+            "last_ratio": last.ratio,
+            "solvent_throughout": all(p.solvent for p in self.proofs),
+            "first_insolvent_at_hours": next(
+                (_hours(p.scenario_time) for p in self.proofs if not p.solvent), None
+            ),
+            "last_root": last.root,
+        }
 
     def claimed_by_account(self) -> dict[str, int]:
         """What each customer asked for and still wanted: a refused ask that its customer
@@ -102,6 +122,7 @@ class VenueTally:
             "claims_frozen_at_hours": _hours(self.claims_frozen_at),
             "claims_frozen": self.claims_frozen,
             "claim_losses": self.claim_losses,
+            "proof_of_reserves": self.proof_row(),
         }
 
 
@@ -229,6 +250,8 @@ def tally(events: Iterable[ev.Event]) -> tuple[dict[str, VenueTally], dict[str, 
                 t.fire_sale_proceeds += event.proceeds
                 t.fire_sale_mark_value += event.mark_value
                 t.fire_sale_units += event.filled
+            case ev.PorAttested():
+                t.proofs.append(event)
             case ev.ClaimWrittenDown():
                 if t.claims_frozen_at is None:
                     t.claims_frozen_at = event.scenario_time

@@ -42,6 +42,14 @@ def sim_secret(seed: int) -> bytes:
     return hashlib.sha256(f"bankrun-sim-por/{seed}".encode()).digest()
 
 
+def tree_of(
+    venue: str, asset: str, balances: list[tuple[str, int]], pending: int, secret: bytes
+) -> SumTree:
+    """The attestation's tree: every customer's balance, and the pending leaf. Custody builds
+    it to attest; the gateway rebuilds it from the parts to serve proofs."""
+    return SumTree.build(venue, asset, [*balances, (PENDING_LEAF, pending)], secret)
+
+
 def count_key(venue: str, asset: str) -> str:
     return f"por-accounts/{venue}/{asset}"
 
@@ -118,7 +126,7 @@ def attest_if_due(
     accounts = [state.get(index_key(venue, asset, i)) for i in range(n)]
     balances = [(a, -(state.get(ledger.customer(venue, a, asset).key) or 0)) for a in accounts]
     pending = -(state.get(ledger.pending(venue, asset).key) or 0)
-    tree = SumTree.build(venue, asset, [*balances, (PENDING_LEAF, pending)], _secret[0])
+    tree = tree_of(venue, asset, balances, pending, _secret[0])
     found = attest(
         tree.root,
         totals,
