@@ -22,11 +22,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bankrun.domain.ledger import Totals
-from bankrun.domain.por import Root
+from bankrun.domain.por import Root, SumTree
 
 CASH = ("hot", "warm", "cold")
 NEVER = ("platform_token", "affiliate_loan")
 NOT_RESERVES = ("claim_deposit", "claim_loan", "claim_frozen")
+
+
+#: What is reserved for withdrawals not yet paid is owed too, to whoever asked: one leaf, under
+#: a name no customer account can have (ids start with a letter or digit).
+PENDING_LEAF = "~withdrawals-pending"
+
+
+def liabilities_tree(
+    venue: str, asset: str, balances: list[tuple[str, int]], pending: int, secret: bytes
+) -> SumTree:
+    """What a venue owes in one asset: every customer's balance and the pending leaf, so the
+    root's total is the ledger's liabilities. Custody builds it to attest; the gateway rebuilds
+    it from the published parts to serve proofs."""
+    return SumTree.build(venue, asset, [*balances, (PENDING_LEAF, pending)], secret)
 
 
 @dataclass(frozen=True)

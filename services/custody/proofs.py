@@ -18,15 +18,11 @@ from typing import Any
 
 from bankrun import events as ev
 from bankrun.domain import ledger
-from bankrun.domain.attestation import attest
+from bankrun.domain.attestation import attest, liabilities_tree
 from bankrun.domain.ledger import LedgerError, Totals
-from bankrun.domain.por import SumTree
 from services.common.journal import Effects, View
 
 HOUR = 3600.0
-#: What is reserved for withdrawals not yet paid is owed too, to whoever asked: one leaf, under
-#: a name no customer account can have (ids start with a letter or digit).
-PENDING_LEAF = "~withdrawals-pending"
 PART = 1000  # balances per PorLeaves event: ~30 kB, far under the largest event a service takes
 
 _secret: list[bytes] = []
@@ -40,14 +36,6 @@ def use_secret(secret: bytes) -> None:
 def sim_secret(seed: int) -> bytes:
     """A sim's secret: there is no gateway to share it with, only the roots to reproduce."""
     return hashlib.sha256(f"bankrun-sim-por/{seed}".encode()).digest()
-
-
-def tree_of(
-    venue: str, asset: str, balances: list[tuple[str, int]], pending: int, secret: bytes
-) -> SumTree:
-    """The attestation's tree: every customer's balance, and the pending leaf. Custody builds
-    it to attest; the gateway rebuilds it from the parts to serve proofs."""
-    return SumTree.build(venue, asset, [*balances, (PENDING_LEAF, pending)], secret)
 
 
 def count_key(venue: str, asset: str) -> str:
@@ -126,7 +114,7 @@ def attest_if_due(
     accounts = [state.get(index_key(venue, asset, i)) for i in range(n)]
     balances = [(a, -(state.get(ledger.customer(venue, a, asset).key) or 0)) for a in accounts]
     pending = -(state.get(ledger.pending(venue, asset).key) or 0)
-    tree = tree_of(venue, asset, balances, pending, _secret[0])
+    tree = liabilities_tree(venue, asset, balances, pending, _secret[0])
     found = attest(
         tree.root,
         totals,

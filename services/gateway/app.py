@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from bankrun import events as ev
 from bankrun.auth import Caller, Tokens, por_secret_from_env
+from bankrun.domain.attestation import liabilities_tree
 from bankrun.domain.money import AssetCode
 from bankrun.domain.por import SumTree
 from bankrun.runner.kafka import log_reader
@@ -43,7 +44,6 @@ from bankrun.topics import (
 )
 from services.common import metrics
 from services.common.settings import ServiceSettings
-from services.custody.proofs import tree_of
 from services.gateway.limits import BodyLimit, RateLimit
 from services.gateway.readmodel import Attested, ReadModel
 
@@ -486,7 +486,9 @@ def _tree(found: Attested) -> SumTree | None:
         return cached[1]
     if found.balances is None:
         return None
-    tree = tree_of(event.venue, event.asset, found.balances, event.pending, _state["por_secret"])
+    tree = liabilities_tree(
+        event.venue, event.asset, found.balances, event.pending, _state["por_secret"]
+    )
     if tree.root.hash != event.root:
         log.error("proof of reserves %s #%s: rebuilt root differs", event.venue, event.seq)
         return None

@@ -11,6 +11,7 @@ import pytest
 
 from bankrun import events as ev
 from bankrun import por_report, scenario
+from bankrun.domain.attestation import liabilities_tree
 from bankrun.domain.panic import Crowd, PanicParams, Signals
 from bankrun.domain.por import check
 from bankrun.panic_desk import PanicDesk, Proof
@@ -66,7 +67,7 @@ def test_every_tree_is_what_the_parts_say_and_every_customer_proof_verifies(ftx)
         for a in items[:2]:
             balances = parts[(venue, a.seq)]
             assert len(balances) == a.accounts == 2000
-            tree = proofs.tree_of(venue, a.asset, balances, a.pending, secret)
+            tree = liabilities_tree(venue, a.asset, balances, a.pending, secret)
             assert (tree.root.hash, tree.root.total) == (a.root, a.liabilities)
             assert a.liabilities == a.ledger_liabilities and not a.problems
             for account, _ in balances[::250]:
