@@ -27,7 +27,10 @@ from pathlib import Path
 
 SECRET_ENV = "BANKRUN_AUTH_SECRET"
 SECRET_FILE_ENV = "BANKRUN_AUTH_SECRET_FILE"
-VARIABLES = frozenset({SECRET_ENV, SECRET_FILE_ENV})
+#: The proof-of-reserves leaf salts' secret, which custody and the gateway share; the runner
+#: derives it from the auth secret, so custody never holds what makes tokens.
+POR_SECRET_ENV = "BANKRUN_POR_SECRET"
+VARIABLES = frozenset({SECRET_ENV, SECRET_FILE_ENV, POR_SECRET_ENV})
 MIN_SECRET_CHARS = 16
 OPERATOR = "operator"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")  # events.ID_PATTERN
@@ -84,6 +87,14 @@ class Tokens:
         """The environment a child process (gateway, Locust) takes the secret from."""
         return {SECRET_ENV: self._key.decode()}
 
+    def por_secret(self) -> bytes:
+        """The run's proof-of-reserves salt secret: one-way from this one."""
+        return hmac.new(self._key, b"proof-of-reserves leaf salts", hashlib.sha256).digest()
+
+    def por_env(self) -> dict[str, str]:
+        """The environment custody and the gateway take the salt secret from."""
+        return {POR_SECRET_ENV: self.por_secret().hex()}
+
     def _sign(self, message: str) -> str:
         digest = hmac.new(self._key, message.encode(), hashlib.sha256).digest()
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
@@ -108,6 +119,19 @@ class Tokens:
         if not _SIGNATURE.match(parts[-1]):
             return None
         return caller if hmac.compare_digest(token.encode(), expected.encode()) else None
+
+
+def por_secret_from_env(environ: Mapping[str, str] | None = None) -> bytes | None:
+    """BANKRUN_POR_SECRET (hex, or any text of at least 16 characters); None when unset."""
+    value = (os.environ if environ is None else environ).get(POR_SECRET_ENV, "").strip()
+    if not value:
+        return None
+    if len(value) < MIN_SECRET_CHARS:
+        raise SecretMissing(f"{POR_SECRET_ENV} must have at least {MIN_SECRET_CHARS} characters")
+    try:
+        return bytes.fromhex(value)
+    except ValueError:
+        return value.encode()
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -124,6 +124,23 @@ class Claim(BaseModel):
     call_delay_hours: float = Field(0.0, ge=0, description="deposit: hours from call to cash")
 
 
+class PorConfig(BaseModel):
+    """A venue's proof of reserves: how often custody attests, and whether customers see it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    interval_hours: float = Field(24.0, gt=0, le=24 * 90, description="hours between attestations")
+    first_at_hours: float = Field(0.0, ge=0, description="scenario hour of the first one")
+    published: bool = Field(
+        True,
+        description="customers see it and their fear reacts; false: an auditor's view only, "
+        "kept in the run's records",
+    )
+    count_less_liquid: bool = Field(
+        True, description="less-liquid holdings count at market value (the token never does)"
+    )
+
+
 class VenueOpened(Event):
     """A venue of the run: its reserve policy, the policy's params and an optional gate."""
 
@@ -140,6 +157,7 @@ class VenueOpened(Event):
         description="claims between this venue and others: as lender, assets it places at "
         "genesis; as borrower, the creditors it tells when it halts",
     )
+    por: PorConfig | None = Field(None, description="proof of reserves; None: off")
 
 
 class AccountFunded(Event):
@@ -301,6 +319,41 @@ class ClaimWrittenDown(Event):
     frozen: Balance = Field(description="what the counterparty still owed, at face")
     value: Balance = Field(description="what the frozen claim is marked to (recovery x face)")
     loss: Balance = Field(description="face - value, booked against equity")
+
+
+class PorLeaves(Event):
+    """One part of the balances an attestation's tree was built from, for the gateway to
+    rebuild the same tree and serve inclusion proofs (parts keep each event small)."""
+
+    type: Literal["por.leaves"] = "por.leaves"
+    asset: AssetCode
+    seq: int = Field(ge=0, description="the attestation's number at this venue")
+    part: int = Field(ge=0)
+    parts: int = Field(gt=0)
+    balances: tuple[tuple[AccountId, Balance], ...]
+
+
+class PorAttested(Event):
+    """A proof-of-reserves attestation: the root of the customer-liabilities sum tree, the
+    reserves that count against it, and their ratio (`bankrun.domain.attestation`)."""
+
+    type: Literal["por.attested"] = "por.attested"
+    asset: AssetCode
+    seq: int = Field(ge=0)
+    root: str = Field(pattern=r"^[0-9a-f]{64}$", description="the tree's root hash")
+    height: int = Field(ge=1, le=32)
+    accounts: int = Field(ge=0, description="customer leaves (the pending leaf not counted)")
+    liabilities: Balance = Field(description="the tree's total")
+    ledger_liabilities: int
+    pending: Balance = Field(description="reserved for withdrawals not yet paid: one leaf")
+    eligible: dict[str, int] = Field(description="reserves counted, by source")
+    excluded: dict[str, int] = Field(description="the rest of the asset side, by source")
+    reserves: int
+    ratio: float | None = Field(description="reserves / liabilities; None when nothing is owed")
+    solvent: bool
+    problems: tuple[str, ...] = ()
+    published: bool
+    parts: int = Field(ge=0, description="PorLeaves events sent before this one")
 
 
 class DepositRejected(_AccountEvent):
@@ -589,6 +642,8 @@ AnyEvent = Annotated[
     | BufferDry
     | ReserveSnapshot
     | ClaimWrittenDown
+    | PorLeaves
+    | PorAttested
     | DepositRejected
     | PayoutRequested
     | ReleaseRequested

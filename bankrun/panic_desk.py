@@ -15,11 +15,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bankrun.domain.panic import Crowd, PanicParams, Signals
-from bankrun.scenario import Scenario
+from bankrun.scenario import Scenario, VenueSpec
 from bankrun.workload import HOUR, Request, customers
 
 #: A request's first answer may be `queued`; its final one comes later, maybe in the same step.
 _ANSWER_ORDER = {"queued": 0}
+
+
+#: A published proof this much later than its interval counts as missing.
+OVERDUE = 1.5
+
+
+@dataclass(frozen=True)
+class Proof:
+    """A published proof of reserves, as a customer reads it."""
+
+    venue: str
+    hours: float
+    ratio: float | None  # None: nothing owed
 
 
 @dataclass(frozen=True)
@@ -36,13 +49,14 @@ class PanicDesk:
             v.id: Crowd(
                 [(c.account, c.balance, c.segment) for c in customers(scenario, v)],
                 params,
-                seed=f"{scenario.seed}/{v.id}",
+                seed=f"{scenario.seed}/{v.crowd}",
             )
             for v in scenario.venues
         }
         self.asked: dict[str, tuple[str, str, int]] = {}  # request id -> venue, account, amount
         self.drawdown = 0.0
         self.halted: set[str] = set()
+        self.proofs: dict[str, Proof] = {}  # venue -> its last published proof
         self.steps = 0
         self.fear: dict[str, list[tuple[float, float]]] = {v.id: [] for v in scenario.venues}
 
@@ -58,11 +72,13 @@ class PanicDesk:
         answers: Iterable[Answer] = (),
         token: tuple[int, int] | None = None,
         halted: Iterable[str] = (),
+        proofs: Iterable[Proof] = (),
     ) -> None:
         """What customers saw since the last step: answers to their requests, the token's last
-        price and peak, halted venues. Answers are taken in request order (a `queued` before
-        the same request's final answer), not in the order they happened to arrive, so a run
-        and a sim told the same answers reach the same fear."""
+        price and peak, halted venues, published proofs of reserves. Answers are taken in
+        request order (a `queued` before the same request's final answer), not in the order
+        they happened to arrive, so a run and a sim told the same answers reach the same
+        fear."""
         for answer in sorted(answers, key=_in_request_order):
             who = self.asked.get(answer.request_id)
             if who is None or who[0] != answer.venue:
@@ -73,6 +89,10 @@ class PanicDesk:
             last, peak = token
             self.drawdown = 1 - last / peak
         self.halted.update(halted)
+        for proof in proofs:
+            last = self.proofs.get(proof.venue)
+            if last is None or proof.hours >= last.hours:
+                self.proofs[proof.venue] = proof
 
     def save_fear(self, path: Path) -> None:
         """Each venue's fear level at every step, `{venue: [[hours, fear], ...]}`, for the
@@ -86,6 +106,20 @@ class PanicDesk:
         stuck = sum(c.amount for c in spec.claims if c.counterparty in self.halted)
         return stuck / spec.total_deposits
 
+    def proof(self, venue: VenueSpec, hours: float) -> float | None:
+        """What the venue's published proof says: its ratio (capped at 1), 0 once one is
+        overdue, None for a venue that publishes none (or not yet: its first is not due)."""
+        por = venue.por
+        if por is None or not por.published:
+            return None
+        last = self.proofs.get(venue.id)
+        expected = last.hours if last else por.first_at_hours
+        if hours > expected + OVERDUE * por.interval_hours:
+            return 0.0
+        if last is None:
+            return None
+        return 1.0 if last.ratio is None else min(1.0, last.ratio)
+
     def decide(self, t: float) -> list[Request]:
         """Who asks at scenario second `t`, venue by venue; request ids follow the step."""
         hours = t / HOUR
@@ -96,6 +130,7 @@ class PanicDesk:
                 drawdown=self.drawdown if venue.token_exposed else 0.0,
                 halted=venue.id in self.halted,
                 exposure=self.exposure(venue.id),
+                proof=self.proof(venue, hours),
             )
             crowd = self.crowds[venue.id]
             for j, ask in enumerate(crowd.decide(hours, signals)):

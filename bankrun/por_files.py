@@ -1,7 +1,9 @@
-"""Proof files: the JSON a customer downloads and checks offline with `bankrun por verify`."""
+"""Proof files: the JSON a customer downloads (`GET /por/{venue}/proof`, or just its `proof`)
+and checks offline with `bankrun por verify`."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -29,7 +31,13 @@ def read_proof(path: Path) -> Proof:
     except (OSError, UnicodeDecodeError) as exc:
         raise ProofFileError(f"cannot read {path}: {exc}") from exc
     try:
-        return Proof.model_validate_json(text)
+        data = json.loads(text)
+    except ValueError as exc:
+        raise ProofFileError(f"{path} is not JSON: {exc}") from exc
+    if isinstance(data, dict) and "proof" in data and "attestation" in data:
+        data = data["proof"]  # the gateway's answer: the proof beside the attestation
+    try:
+        return Proof.model_validate_json(json.dumps(data))
     except ValidationError as exc:
         problems = named(exc, root="file")
         raise ProofFileError(f"{path} is not a {Proof.__name__.lower()} file: {problems}") from exc

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bankrun import events as ev
+from bankrun import por_report
 from bankrun import summary as summaries
 
 HOUR = 3600.0
@@ -121,9 +122,16 @@ def build(
         figures["prices"] = _price_figure(prices)
     if (run_dir / FEAR_FILE).exists():
         figures["fear"] = _fear_figure(json.loads((run_dir / FEAR_FILE).read_text()), result)
+    attested = por_report.attestations(log)
+    proof_html = ""
+    if attested:
+        figures["proof-of-reserves"] = por_report.figure(attested)
+        pairs = por_report.twins(por_report.scenario_of(run_dir), result["venues"])
+        proof_html = por_report.section(result, pairs)
+        por_report.write_verifier(run_dir)
     save_figures(run_dir, figures)
     out = run_dir / "report.html"
-    out.write_text(_html(result, paid, figures))
+    out.write_text(_html(result, paid, figures, proof_html))
     return out
 
 
@@ -280,7 +288,9 @@ def _cell(key: str, row: dict[str, Any]) -> str:
     return str(value)
 
 
-def _html(result: dict[str, Any], paid: dict[str, dict], figures: dict[str, bytes]) -> str:
+def _html(
+    result: dict[str, Any], paid: dict[str, dict], figures: dict[str, bytes], extra: str = ""
+) -> str:
     e = html.escape
     head = "".join(f"<th>{e(title)}</th>" for title, _ in COLUMNS)
     body = "".join(
@@ -306,6 +316,7 @@ def _html(result: dict[str, Any], paid: dict[str, dict], figures: dict[str, byte
 <table id="venues"><tr><th>venue</th>{head}</tr>{body}</table>
 <h2>Who got paid, by when they first asked</h2>
 <table id="who-got-paid"><tr><th>venue</th>{labels}</tr>{groups}</table>
+{extra}
 <h2>Problems</h2><ul>{problems}</ul>""",
         figures,
     )

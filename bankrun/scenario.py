@@ -18,7 +18,7 @@ from bankrun.domain.market import DEFAULT_MARKETS, MarketSpec
 from bankrun.domain.money import AssetCode
 from bankrun.domain.panic import PanicParams
 from bankrun.domain.policies import POLICIES, Gate
-from bankrun.events import Claim, MinorUnits, VenueId
+from bankrun.events import Claim, MinorUnits, PorConfig, VenueId
 from bankrun.validation import named
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "loadtests" / "scenarios"
@@ -91,6 +91,17 @@ class VenueSpec(_Strict):
     claims: list[ClaimSpec] = Field(
         default_factory=list, description="what it placed at other venues (contagion)"
     )
+    por: PorConfig | None = Field(None, description="proof of reserves; absent: off")
+    customers_like: VenueId | None = Field(
+        None,
+        description="draw its customers (balances, thresholds, who is informed) as that "
+        "venue's: a control group, so one change can be compared with everything else equal",
+    )
+
+    @property
+    def crowd(self) -> str:
+        """Whose customers these are drawn as (the seed of their balances and thresholds)."""
+        return self.customers_like or self.id
 
     @property
     def token_exposed(self) -> bool:
@@ -173,6 +184,7 @@ class Scenario(_Strict):
             if item.at_hours > self.duration_hours:
                 raise ValueError(f"news at {item.at_hours} h is after the scenario ends")
         self._check_claims()
+        self._check_twins()
         symbols = [m.symbol for m in self.markets]
         if len(symbols) != len(set(symbols)):
             raise ValueError(f"market symbols must be unique, got {symbols}")
@@ -206,6 +218,23 @@ class Scenario(_Strict):
                 if (c.counterparty, c.kind) in seen:
                     raise ValueError(f"{where}: a second {c.kind} at {c.counterparty}; add them up")
                 seen.add((c.counterparty, c.kind))
+
+    def _check_twins(self) -> None:
+        venues = {v.id: v for v in self.venues}
+        for i, venue in enumerate(self.venues):
+            if venue.customers_like is None:
+                continue
+            where = f"venues.{i}.customers_like"
+            other = venues.get(venue.customers_like)
+            if other is None:
+                raise ValueError(f"{where}: no venue {venue.customers_like!r}")
+            if other.id == venue.id:
+                raise ValueError(f"{where}: a venue is already like itself")
+            for name in ("customers", "total_deposits", "balances", "whale_share", "asset"):
+                if getattr(other, name) != getattr(venue, name):
+                    raise ValueError(
+                        f"{where}: its {name} must equal {other.id}'s for the same customers"
+                    )
 
     def claims(self) -> list[Claim]:
         """Every claim between the scenario's venues, lender first."""

@@ -17,11 +17,12 @@ from typing import Any
 from bankrun import events as ev
 from bankrun import workload
 from bankrun.domain import ledger
-from bankrun.panic_desk import Answer, PanicDesk
+from bankrun.panic_desk import Answer, PanicDesk, Proof
 from bankrun.scenario import PanicLoad, Scenario
 from bankrun.topics import topic_of
 from services.common.journal import Effects, Partition
 from services.custody import handlers as custody
+from services.custody import proofs
 from services.matching import handlers as matching
 from services.withdrawal import handlers as saga
 
@@ -90,6 +91,7 @@ def _fewer_collections() -> Iterator[None]:
 
 def simulate(scenario: Scenario) -> InProcessBus:
     bus = InProcessBus()
+    proofs.use_secret(proofs.sim_secret(scenario.seed))
     with _fewer_collections():
         if isinstance(scenario.load, PanicLoad):
             _panic(bus, scenario, scenario.load)
@@ -102,6 +104,9 @@ def simulate(scenario: Scenario) -> InProcessBus:
     return bus
 
 
+HOUR = workload.HOUR
+
+
 @dataclass
 class _LogReader:
     """What customers can observe, read off the log since the last step."""
@@ -110,7 +115,7 @@ class _LogReader:
     cursor: int = 0
 
     def read(self, log: list[ev.Event]) -> dict[str, Any]:
-        answers, token, halted = [], None, []
+        answers, token, halted, published = [], None, [], []
         for event in log[self.cursor :]:
             match event:
                 case ev.WithdrawalPaid() | ev.WithdrawalQueued() | ev.WithdrawalRejected():
@@ -120,8 +125,10 @@ class _LogReader:
                     token = (event.last, event.peak)
                 case ev.VenueHalted():
                     halted.append(event.venue)
+                case ev.PorAttested() if event.published:
+                    published.append(Proof(event.venue, event.scenario_time / HOUR, event.ratio))
         self.cursor = len(log)
-        return {"answers": answers, "token": token, "halted": halted}
+        return {"answers": answers, "token": token, "halted": halted, "proofs": published}
 
 
 def _panic(bus: InProcessBus, scenario: Scenario, load: PanicLoad) -> None:

@@ -51,6 +51,26 @@ class VenueTally:
     claims_frozen: int = 0
     claim_losses: int = 0
     operator_actions: list[dict[str, Any]] = field(default_factory=list)
+    proofs: list[ev.PorAttested] = field(default_factory=list)  # proof-of-reserves attestations
+
+    def proof_row(self) -> dict[str, Any] | None:
+        """What the venue's proofs of reserves said over the run (None: it attested none)."""
+        if not self.proofs:
+            return None
+        ratios = [p.ratio for p in self.proofs if p.ratio is not None]
+        last = self.proofs[-1]
+        return {
+            "published": last.published,
+            "attestations": len(self.proofs),
+            "first_ratio": self.proofs[0].ratio,
+            "min_ratio": min(ratios) if ratios else None,
+            "last_ratio": last.ratio,
+            "solvent_throughout": all(p.solvent for p in self.proofs),
+            "first_insolvent_at_hours": next(
+                (_hours(p.scenario_time) for p in self.proofs if not p.solvent), None
+            ),
+            "last_root": last.root,
+        }
 
     def claimed_by_account(self) -> dict[str, int]:
         """What each customer asked for and still wanted: a refused ask that its customer
@@ -104,6 +124,7 @@ class VenueTally:
             "claims_frozen": self.claims_frozen,
             "claim_losses": self.claim_losses,
             "operator_actions": self.operator_actions,
+            "proof_of_reserves": self.proof_row(),
         }
 
 
@@ -233,6 +254,8 @@ def tally(events: Iterable[ev.Event]) -> tuple[dict[str, VenueTally], dict[str, 
                 t.fire_sale_units += event.filled
             case ev.GateRequested() | ev.HaltRequested() | ev.PolicyChangeRequested():
                 t.operator_actions.append(_operator_action(event))
+            case ev.PorAttested():
+                t.proofs.append(event)
             case ev.ClaimWrittenDown():
                 if t.claims_frozen_at is None:
                     t.claims_frozen_at = event.scenario_time

@@ -190,6 +190,15 @@ MARKET_FILLS = Topic(
     event_types=(ev.OrderDone, ev.PriceMarked),
     description="To each venue: how its orders ended, and the prices to mark holdings to.",
 )
+POR = Topic(
+    "bankrun.por",
+    writer="custody",
+    readers=("gateway", "operators"),
+    key="venue",
+    event_types=(ev.PorLeaves, ev.PorAttested),
+    description="Proof of reserves: each attestation's balances in parts, then the attestation "
+    "(root, total, reserves counted, ratio).",
+)
 DEAD_LETTERS = Topic(
     "bankrun.dead-letters",
     writer="any consumer",
@@ -212,6 +221,7 @@ CATALOGUE: tuple[Topic, ...] = (
     MARKET_ORDERS,
     MARKET_DATA,
     MARKET_FILLS,
+    POR,
     DEAD_LETTERS,
 )
 BY_NAME = {t.name: t for t in CATALOGUE}

@@ -41,7 +41,7 @@ class Request:
 
 def customers(scenario: Scenario, venue: VenueSpec) -> list[Customer]:
     """Balances that add up exactly to the venue's total deposits."""
-    rng = random.Random(f"{scenario.seed}/{venue.id}/balances")
+    rng = random.Random(f"{scenario.seed}/{venue.crowd}/balances")
     n, total = venue.customers, venue.total_deposits
     dist = venue.balances
     if dist.distribution == "equal":
@@ -80,6 +80,7 @@ def genesis(scenario: Scenario, started_at: float, speed: float) -> list[ev.Even
                 assets=(venue.asset,),
                 markets=priced,
                 claims=tuple(scenario.claims_of(venue.id)),
+                por=venue.por,
             )
         )
         out += [

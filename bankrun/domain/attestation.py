@@ -6,8 +6,10 @@ worth. Cash in the venue's own wallets counts, whatever the tier (cold cash is s
 doubtful). The venue's own token and a loan to its affiliate never count: their value is the
 venue's own credit, which is exactly what a run tests (FTT and Alameda's loan, November 2022).
 Less-liquid assets count at their market value only if the attestation says so. Claims on other
-venues do not count — they are someone else's liability, and contagion is how they go bad — nor
-does money in transit, which may be units of a holding on sale or a deposit being called back.
+venues do not count — they are someone else's liability, and contagion is how they go bad — and
+of the money in transit only what will land as the venue's own cash counts: cash moving between
+its own wallets and the proceeds of a finished sale (`transit_cash`), not a holding still on
+sale nor a deposit being called back from another venue.
 
 The liabilities are the tree's total, which every customer can check their part of; the ledger's
 liabilities (customer balances and withdrawals reserved but not yet paid) are set beside it, and
@@ -20,11 +22,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bankrun.domain.ledger import Totals
-from bankrun.domain.por import Root
+from bankrun.domain.por import Root, SumTree
 
 CASH = ("hot", "warm", "cold")
 NEVER = ("platform_token", "affiliate_loan")
-NOT_RESERVES = ("transit", "claim_deposit", "claim_loan", "claim_frozen")
+NOT_RESERVES = ("claim_deposit", "claim_loan", "claim_frozen")
+
+
+#: What is reserved for withdrawals not yet paid is owed too, to whoever asked: one leaf, under
+#: a name no customer account can have (ids start with a letter or digit).
+PENDING_LEAF = "~withdrawals-pending"
+
+
+def liabilities_tree(
+    venue: str, asset: str, balances: list[tuple[str, int]], pending: int, secret: bytes
+) -> SumTree:
+    """What a venue owes in one asset: every customer's balance and the pending leaf, so the
+    root's total is the ledger's liabilities. Custody builds it to attest; the gateway rebuilds
+    it from the published parts to serve proofs."""
+    return SumTree.build(venue, asset, [*balances, (PENDING_LEAF, pending)], secret)
 
 
 @dataclass(frozen=True)
@@ -74,9 +90,12 @@ class Attestation:
         }
 
 
-def attest(root: Root, totals: Totals, *, count_less_liquid: bool = False) -> Attestation:
+def attest(
+    root: Root, totals: Totals, *, count_less_liquid: bool = False, transit_cash: int = 0
+) -> Attestation:
     """The attestation of `root` (the venue's customer liabilities in `root.asset`) against
-    `totals` (the same venue's sheet in that asset, e.g. custody's `read_totals`)."""
+    `totals` (the same venue's sheet in that asset, e.g. custody's `read_totals`); of
+    `totals.transit`, `transit_cash` lands as cash."""
     counted = CASH + (("less_liquid",) if count_less_liquid else ())
     left_out = NEVER + NOT_RESERVES + (() if count_less_liquid else ("less_liquid",))
     problems = []
@@ -84,16 +103,20 @@ def attest(root: Root, totals: Totals, *, count_less_liquid: bool = False) -> At
         problems.append(
             f"the tree commits to {root.total} but the ledger owes {totals.liabilities}"
         )
-    negative = [name for name in (*counted, *left_out) if getattr(totals, name) < 0]
+    negative = [name for name in (*counted, *left_out, "transit") if getattr(totals, name) < 0]
     problems += [f"{name} is negative: {getattr(totals, name)}" for name in negative]
+    if transit_cash < 0:
+        problems.append(f"cash in transit is negative: {transit_cash}")
     return Attestation(
         venue=root.venue,
         asset=root.asset,
         liabilities_root=root.hash,
         liabilities=root.total,
         ledger_liabilities=totals.liabilities,
-        eligible={name: max(0, getattr(totals, name)) for name in counted},
-        excluded={name: getattr(totals, name) for name in left_out},
+        eligible={name: max(0, getattr(totals, name)) for name in counted}
+        | {"transit": max(0, transit_cash)},
+        excluded={name: getattr(totals, name) for name in left_out}
+        | {"transit": max(0, totals.transit - max(0, transit_cash))},
         less_liquid_counted=count_less_liquid,
         problems=tuple(problems),
     )

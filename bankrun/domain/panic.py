@@ -5,7 +5,9 @@ with low thresholds go first, and every departure raises the fear of those who s
 and informed accounts have lower thresholds and move first. Fear is built from what a
 customer reads (the news), sees (the platform token's drawdown, its own venue's answers:
 queued or refused withdrawals, a halt; a venue it had placed money at halting) and hears (the
-share of others who already left).
+share of others who already left), and from the venue's published proof of reserves: a proof
+that reserves cover what is owed calms, one that falls short (or is overdue) frightens in
+proportion to the shortfall.
 Diamond-Dybvig: a credible guarantee — or a venue that simply keeps paying — damps the same
 news, and the cascade never starts.
 
@@ -45,6 +47,16 @@ class PanicParams(BaseModel):
         le=1,
         description="credibility of a guarantee or proof of reserves: fear x (1 - it)",
     )
+    proof_weight: float = Field(
+        1.0,
+        ge=0,
+        le=10,
+        description="fear per unit of shortfall in a published proof of reserves (1 - ratio; "
+        "an overdue proof counts as no reserves at all)",
+    )
+    proof_calm: float = Field(
+        0.3, ge=0, le=1, description="a published proof of full reserves damps fear: x (1 - it)"
+    )
     withdraw_share: float = Field(1.0, gt=0, le=1, description="share of the balance asked for")
     retry_hours: float = Field(2.0, gt=0, le=168, description="wait before asking again")
     max_retries: int = Field(5, ge=0, le=100)
@@ -61,6 +73,8 @@ class Signals:
     drawdown: float = 0.0
     halted: bool = False
     exposure: float = 0.0  # share of the venue's deposits it had placed at venues now halted
+    proof: float | None = None  # the last published reserves/liabilities, capped at 1; 0 when
+    #                             overdue; None when the venue publishes no proof
 
 
 class State(StrEnum):
@@ -133,7 +147,11 @@ class Crowd:
             + p.herd_weight * self.withdrawn_share
             + p.exposure_weight * signals.exposure
         )
-        return raw * (1 - p.guarantee)
+        calm = 1.0
+        if signals.proof is not None:
+            raw += p.proof_weight * (1 - signals.proof)
+            calm = 1 - p.proof_calm if signals.proof >= 1 else 1.0
+        return raw * (1 - p.guarantee) * calm
 
     def decide(self, now_hours: float, signals: Signals) -> list[Ask]:
         """Who asks now: calm customers whose threshold the fear has passed, and refused ones

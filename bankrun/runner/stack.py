@@ -183,6 +183,7 @@ class Stack:
             env={
                 **self.settings(port).to_env(),
                 **(self.auth.env() if service == "gateway" else {}),
+                **(self.auth.por_env() if service in ("gateway", "custody") else {}),
                 "PYTHONUNBUFFERED": "1",
             },
         ).start()

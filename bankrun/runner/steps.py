@@ -19,7 +19,7 @@ from typing import Protocol
 import httpx
 
 from bankrun import workload
-from bankrun.panic_desk import Answer, PanicDesk
+from bankrun.panic_desk import Answer, PanicDesk, Proof
 from bankrun.runner.locust import AskFile
 from bankrun.runner.processes import wait_until
 from bankrun.runner.settle import in_flight, stack_counts
@@ -77,7 +77,7 @@ class Unfolding:
 
     def _seen(self) -> dict[str, object]:
         """What a customer can see at the gateway: answers since the last step, the token's
-        price and peak, which venues halted."""
+        price and peak, which venues halted, their published proofs of reserves."""
         gateway = self.stack.gateway_url
         answers = []
         for venue in self.cursors:
@@ -96,7 +96,15 @@ class Unfolding:
                 token = (reply.json()["price"], reply.json()["peak"])
         venues = self.client.get(f"{gateway}/venues").json()["venues"]
         halted = [v["venue"] for v in venues if v["status"] == "halted"]
-        return {"answers": answers, "token": token, "halted": halted}
+        proofs = []
+        for venue in self.scenario.venues:
+            if venue.por is None or not venue.por.published:
+                continue
+            reply = self.client.get(f"{gateway}/por/{venue.id}")
+            if reply.status_code == 200:
+                found = reply.json()
+                proofs.append(Proof(venue.id, found["scenario_hours"], found["ratio"]))
+        return {"answers": answers, "token": token, "halted": halted, "proofs": proofs}
 
 
 def steps_for(scenario: Scenario, asks: AskFile, stack: Stack, client: httpx.Client) -> Steps:

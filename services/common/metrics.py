@@ -54,6 +54,35 @@ BUFFER_DRY = Gauge(
 BUFFER_DRY_AT = Gauge(
     "bankrun_buffer_dry_at_hours", "Scenario hour when the buffer first ran dry", V
 )
+POR_RATIO = Gauge(
+    "bankrun_por_solvency_ratio",
+    "The last proof of reserves: reserves that count / liabilities the sum tree commits to",
+    [*V, "asset"],
+)
+POR_LIABILITIES = Gauge(
+    "bankrun_por_liabilities",
+    "The last proof of reserves' liabilities (the sum tree's root total), minor units",
+    [*V, "asset"],
+)
+POR_RESERVES = Gauge(
+    "bankrun_por_reserves",
+    "The last proof of reserves' reserves that count, minor units",
+    [*V, "asset"],
+)
+POR_ATTESTED_AT = Gauge(
+    "bankrun_por_last_attestation_hours", "Scenario hour of the last proof of reserves", V
+)
+POR_ATTESTATIONS = Counter(
+    "bankrun_por_attestations",
+    "Proofs of reserves attested, by whether they were solvent",
+    [*V, "solvent"],
+)
+POR_PROOFS = Counter(
+    "bankrun_por_proof_requests",
+    "Inclusion proofs asked of the gateway, by outcome (served, no_attestation, not_in_tree, "
+    "unavailable)",
+    ["venue", "outcome"],
+)
 SCENARIO_HOURS = Gauge(
     "bankrun_scenario_time_hours", "Scenario time of the last event a service handled", ["venue"]
 )
@@ -242,3 +271,13 @@ def export_fire_sale(event: ev.FireSaleFilled, policy: str) -> None:
         FIRE_SALE_SLIPPAGE.labels(event.venue, policy, event.market).set(
             1 - event.proceeds / event.mark_value
         )
+
+
+def export_attestation(attested: ev.PorAttested, policy: str) -> None:
+    labels = (attested.venue, policy)
+    if attested.ratio is not None:
+        POR_RATIO.labels(*labels, attested.asset).set(attested.ratio)
+    POR_LIABILITIES.labels(*labels, attested.asset).set(attested.liabilities)
+    POR_RESERVES.labels(*labels, attested.asset).set(attested.reserves)
+    POR_ATTESTED_AT.labels(*labels).set(attested.scenario_time / 3600)
+    POR_ATTESTATIONS.labels(*labels, str(attested.solvent).lower()).inc()

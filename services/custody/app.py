@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from bankrun import events as ev
 from bankrun import topics
+from bankrun.auth import por_secret_from_env
 from services.common import metrics
 from services.common.faust_app import create_app, run_service
 from services.common.journal import Effects, Partition
 from services.common.settings import ServiceSettings
-from services.custody import handlers
+from services.custody import handlers, proofs
 
 SERVICE = "custody"
 settings = ServiceSettings.from_env()
 app = create_app(SERVICE, settings)
+_por_secret = por_secret_from_env()
+if _por_secret:
+    proofs.use_secret(_por_secret)  # without it, a venue that attests stops custody, loudly
 
 
 def export_metrics(event: ev.Event, effects: Effects, journal: Partition) -> None:
@@ -45,6 +49,8 @@ def export_metrics(event: ev.Event, effects: Effects, journal: Partition) -> Non
             metrics.MOBILIZED.labels(event.venue, policy, produced.source).inc(produced.amount)
         elif isinstance(produced, ev.FireSaleFilled):
             metrics.export_fire_sale(produced, policy)
+        elif isinstance(produced, ev.PorAttested):
+            metrics.export_attestation(produced, policy)
         elif isinstance(produced, ev.ClaimWrittenDown):
             metrics.CLAIM_LOSSES.labels(event.venue, policy, produced.counterparty).inc(
                 produced.loss

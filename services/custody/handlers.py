@@ -16,6 +16,7 @@ from bankrun.domain import ledger
 from bankrun.domain.ledger import ClaimState, LedgerError, Posting, Totals
 from bankrun.domain.policies import Move, ReservePolicy, Sheet, make_policy
 from services.common.journal import Dispatch, Effects, View, dispatch
+from services.custody import proofs
 
 Lookup = Callable[[str], Any]
 HOUR = 3600.0
@@ -82,6 +83,7 @@ def _venue_opened(event: ev.VenueOpened, state: View, effects: Effects) -> None:
             "asset": event.assets[0],
             "markets": {h: m.model_dump() for h, m in event.markets.items()},
             "lent": [c.model_dump() for c in event.claims if c.lender == event.venue],
+            "por": event.por.model_dump() if event.por else None,
         },
     )
 
@@ -98,6 +100,7 @@ def _account_funded(event: ev.AccountFunded, state: View, effects: Effects) -> N
     )
     state.set(segment_key(event.venue, event.account), event.segment)
     _bump(state, total_key(event.venue, f"seg:{event.segment}", event.asset), event.amount)
+    proofs.index_account(state, state.get(venue_key(event.venue)) or {}, event.venue, event.account)
     effects.emit(_snapshot(event, state))
 
 
@@ -127,6 +130,7 @@ def _scenario_started(event: ev.ScenarioStarted, state: View, effects: Effects) 
             _post(state, ledger.move(event.venue, source, asset, amount))
             _open_holding(state, event.venue, config, policy, source, amount)
     effects.emit(reserve_snapshot(event, state, policy, asset))
+    _attest_if_due(event, state, effects, config)
 
 
 def _open_holding(
@@ -246,6 +250,7 @@ def _clock_tick(event: ev.ClockTick, state: View, effects: Effects) -> None:
         state.set(mobilizations_key(event.venue), later)
     _find_cash(event, state, effects, config, asset, shortfall=False)
     effects.emit(reserve_snapshot(event, state, policy_of(config), asset))
+    _attest_if_due(event, state, effects, config)
 
 
 def _claim_frozen(event: ev.ClaimFrozen, state: View, effects: Effects) -> None:
@@ -309,6 +314,7 @@ def _account_opened(event: ev.AccountOpened, state: View, effects: Effects) -> N
     except ledger.AccountExists:
         return
     state.set(segment_key(event.venue, event.account), "retail")
+    proofs.index_account(state, state.get(venue_key(event.venue)) or {}, event.venue, event.account)
     effects.emit(_snapshot(event, state))
 
 
@@ -596,6 +602,12 @@ def reserve_snapshot(
         dry=state.get(dry_key(event.venue)) is not None,
         collateral_value=_collateral_value(state, event.venue),
     )
+
+
+def _attest_if_due(event: ev.Event, state: View, effects: Effects, config: dict) -> None:
+    totals = read_totals(state, event.venue, config["asset"])
+    mobilizations = state.get(mobilizations_key(event.venue), [])
+    proofs.attest_if_due(event, state, effects, config, totals, mobilizations)
 
 
 def config_lends(state: View | Any, venue: str) -> bool:

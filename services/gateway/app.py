@@ -32,13 +32,16 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from bankrun import events as ev
-from bankrun.auth import Caller, Tokens
+from bankrun.auth import Caller, Tokens, por_secret_from_env
+from bankrun.domain.attestation import liabilities_tree
+from bankrun.domain.por import SumTree
 from bankrun.runner.kafka import log_reader
 from bankrun.topics import (
     BALANCES,
     CONTROL,
     CUSTODY_EVENTS,
     MARKET_DATA,
+    POR,
     WITHDRAWAL_EVENTS,
     topic_of,
 )
@@ -58,6 +61,7 @@ from services.gateway.models import (
     OpenAccountBody,
     Outcomes,
     PolicyBody,
+    Problem,
     Ready,
     Venues,
     VenueStatus,
@@ -68,7 +72,7 @@ from services.gateway.models import (
 from services.gateway.models import (
     errors as _errors,
 )
-from services.gateway.readmodel import ReadModel
+from services.gateway.readmodel import Attested, ReadModel
 
 log = logging.getLogger("bankrun.gateway")
 settings = ServiceSettings.from_env()
@@ -85,6 +89,7 @@ RequestKey = Annotated[str, Path(pattern=ev.REQUEST_ID_PATTERN)]
 @contextlib.asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _state["tokens"] = Tokens.from_env()  # no secret, no gateway: it never runs open
+    _state["por_secret"] = por_secret_from_env() or _state["tokens"].por_secret()
     producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=1)
     await producer.start()
     consumer = log_reader(settings.bootstrap)
@@ -105,7 +110,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 async def _follow(consumer: AIOKafkaConsumer) -> None:
     """Fold venues, balances and outcomes into the read model, from the start of the log."""
     partitions = []
-    for topic in (CONTROL, BALANCES, WITHDRAWAL_EVENTS, MARKET_DATA, CUSTODY_EVENTS):
+    for topic in (CONTROL, BALANCES, WITHDRAWAL_EVENTS, MARKET_DATA, CUSTODY_EVENTS, POR):
         partitions += [TopicPartition(topic.name, p) for p in range(topic.partitions)]
     consumer.assign(partitions)
     await consumer.seek_to_beginning(*partitions)
@@ -603,6 +608,83 @@ async def market(base: str, quote: str) -> dict[str, Any]:
     if found is None:
         raise HTTPException(404, f"no market {base}/{quote}")
     return found
+
+
+@app.get("/por/{venue}", responses=_errors(404, 422))
+async def proof_of_reserves(venue: Venue) -> dict[str, Any]:
+    """The venue's last published proof of reserves: the liabilities root and total, the
+    reserves that count and their ratio. Public, like a venue's published attestation."""
+    _venue(venue)
+    found = model.proofs.get(venue)
+    if found is None:
+        raise HTTPException(404, f"{venue!r} has published no proof of reserves")
+    return found.public()
+
+
+_trees: dict[str, tuple[int, SumTree]] = {}  # venue -> (seq, the tree rebuilt for it)
+
+
+def _tree(found: Attested) -> SumTree | None:
+    """The attestation's tree, rebuilt from its parts once; None if it does not give the
+    published root (then no proof is served: it would not verify)."""
+    event = found.event
+    cached = _trees.get(event.venue)
+    if cached and cached[0] == event.seq:
+        return cached[1]
+    if found.balances is None:
+        return None
+    tree = liabilities_tree(
+        event.venue, event.asset, found.balances, event.pending, _state["por_secret"]
+    )
+    if tree.root.hash != event.root:
+        log.error("proof of reserves %s #%s: rebuilt root differs", event.venue, event.seq)
+        return None
+    _trees[event.venue] = (event.seq, tree)
+    return tree
+
+
+@app.get(
+    "/por/{venue}/proof",
+    responses={
+        **_errors(401, 403, 404, 422, 429),
+        503: {"model": Problem, "description": "this gateway cannot rebuild the published tree"},
+    },
+)
+async def inclusion_proof(
+    venue: Venue,
+    who: Authenticated,
+    account: Annotated[
+        str | None, Query(pattern=ev.ID_PATTERN, description="operator only: whose proof")
+    ] = None,
+) -> dict[str, Any]:
+    """The caller's inclusion proof in the venue's last published liabilities tree, to check
+    offline against the published root (`bankrun por verify`, or the report's verifier)."""
+    account = account or who.account
+    if account is None:
+        raise RequestValidationError(  # a 422 like every other: with its field named
+            [
+                {
+                    "loc": ("query", "account"),
+                    "msg": "the operator names the account: ?account=",
+                    "type": "missing",
+                }
+            ]
+        )
+    _may_read(who, venue, account)
+    _venue(venue)
+    found = model.proofs.get(venue)
+    if found is None:
+        metrics.POR_PROOFS.labels(venue, "no_attestation").inc()
+        raise HTTPException(404, f"{venue!r} has published no proof of reserves")
+    tree = await asyncio.to_thread(_tree, found)
+    if tree is None:
+        metrics.POR_PROOFS.labels(venue, "unavailable").inc()
+        raise HTTPException(503, "this gateway cannot rebuild the published tree")
+    if account not in tree:
+        metrics.POR_PROOFS.labels(venue, "not_in_tree").inc()
+        raise HTTPException(404, f"{account!r} was not a customer at the last attestation")
+    metrics.POR_PROOFS.labels(venue, "served").inc()
+    return {"attestation": found.public(), "proof": tree.proof(account).model_dump(mode="json")}
 
 
 @app.get(

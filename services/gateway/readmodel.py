@@ -12,6 +12,41 @@ from bankrun import events as ev
 from bankrun.clock import ScenarioClock
 
 
+@dataclass(frozen=True)
+class Attested:
+    """A published attestation and the balances its tree commits to (None: parts missing)."""
+
+    event: ev.PorAttested
+    balances: list[tuple[str, int]] | None
+
+    def public(self) -> dict[str, Any]:
+        """What anyone may read: the root, totals and ratio, not the balances."""
+        return {
+            **self.event.model_dump(
+                mode="json",
+                include={
+                    "venue",
+                    "asset",
+                    "seq",
+                    "root",
+                    "height",
+                    "accounts",
+                    "liabilities",
+                    "ledger_liabilities",
+                    "pending",
+                    "eligible",
+                    "excluded",
+                    "reserves",
+                    "ratio",
+                    "solvent",
+                    "problems",
+                    "scenario_time",
+                },
+            ),
+            "scenario_hours": self.event.scenario_time / 3600,
+        }
+
+
 @dataclass
 class ReadModel:
     venues: dict[str, str] = field(default_factory=dict)  # venue -> policy
@@ -25,6 +60,8 @@ class ReadModel:
     withdrawals: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     markets: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol -> top of book
     outcomes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # venue -> feed
+    proofs: dict[str, Attested] = field(default_factory=dict)  # venue -> last published
+    _parts: dict[tuple[str, int], dict[int, tuple]] = field(default_factory=dict)
     applied: int = 0
 
     def apply(self, event: ev.Event) -> None:
@@ -45,6 +82,10 @@ class ReadModel:
                 self.venues[event.venue] = event.policy
             case ev.VenueHalted():
                 self.halted[event.venue] = event.scenario_time
+            case ev.PorLeaves():
+                self._parts.setdefault((event.venue, event.seq), {})[event.part] = event.balances
+            case ev.PorAttested():
+                self._attested(event)
             case ev.BookSnapshot():
                 self.markets[event.market] = {
                     "market": event.market,
@@ -81,6 +122,21 @@ class ReadModel:
             case _:
                 return
         self.applied += 1
+
+    def _attested(self, event: ev.PorAttested) -> None:
+        """Keep the venue's last published attestation with the balances its tree was built
+        from (all parts come before it on the venue's partition); drop older parts."""
+        parts = self._parts.pop((event.venue, event.seq), {})
+        for key in [k for k in self._parts if k[0] == event.venue and k[1] < event.seq]:
+            del self._parts[key]
+        if not event.published:
+            return  # an auditor's view: in the log, not shown to customers
+        last = self.proofs.get(event.venue)
+        if last is not None and last.event.seq >= event.seq:
+            return  # redelivered
+        balances = [pair for i in sorted(parts) for pair in parts[i]]
+        complete = len(parts) == event.parts and len(balances) == event.accounts
+        self.proofs[event.venue] = Attested(event, balances if complete else None)
 
     @staticmethod
     def _status(

@@ -33,7 +33,7 @@ FTX = Totals(
 class TestWhatCounts:
     def test_cash_in_every_tier_counts_and_the_token_and_the_affiliate_loan_never(self):
         a = attest(root_of(890_000), FTX)
-        assert a.eligible == {"hot": 60_000, "warm": 20_000, "cold": 9_000}
+        assert a.eligible == {"hot": 60_000, "warm": 20_000, "cold": 9_000, "transit": 0}
         assert a.excluded["platform_token"] == 50_000
         assert a.excluded["affiliate_loan"] == 578_500
         assert (a.reserves, a.ratio, a.solvent) == (89_000, 0.1, False)
@@ -47,7 +47,7 @@ class TestWhatCounts:
         assert round(counted.ratio, 2) == 0.29
         assert "platform_token" in counted.excluded and "affiliate_loan" in counted.excluded
 
-    def test_claims_on_other_venues_and_money_in_transit_do_not_count(self):
+    def test_claims_on_other_venues_do_not_count_and_transit_only_what_lands_as_cash(self):
         sheet = Totals(
             liabilities=1_000,
             hot=500,
@@ -63,14 +63,18 @@ class TestWhatCounts:
             "claim_deposit": 400,
             "claim_loan": 200,
         }
+        landing = attest(root_of(1_000), sheet, transit_cash=120)  # e.g. cold cash on its way
+        assert (landing.reserves, landing.eligible["transit"]) == (620, 120)
+        assert landing.excluded["transit"] == 180
 
     def test_every_asset_on_the_sheet_is_either_counted_or_left_out(self):
         """A new kind of asset in `Totals` must be placed on one side deliberately."""
         assets = {f.name for f in dataclasses.fields(Totals)} - {"liabilities", "equity"}
         for flag in (False, True):
-            a = attest(root_of(0), Totals(), count_less_liquid=flag)
+            a = attest(root_of(0), Totals(transit=70), count_less_liquid=flag, transit_cash=30)
             assert set(a.eligible) | set(a.excluded) == assets
-            assert not set(a.eligible) & set(a.excluded)
+            assert set(a.eligible) & set(a.excluded) == {"transit"}  # split: what lands as cash
+            assert a.eligible["transit"] + a.excluded["transit"] == 70
 
 
 class TestTheRatio:

@@ -234,7 +234,8 @@ def test_services_set_only_settings_fields_and_all_that_have_no_default() -> Non
         f"BANKRUN_{n.upper()}" for n, f in ServiceSettings.model_fields.items() if f.is_required()
     }
     for name in SERVICES:
-        env = bankrun_env(OURS[name]) - (AUTH_VARIABLES if name == "gateway" else set())
+        secrets = {"gateway": AUTH_VARIABLES, "custody": {auth.POR_SECRET_ENV}}.get(name, set())
+        env = bankrun_env(OURS[name]) - secrets
         assert env <= SETTINGS_VARIABLES, f"{name}: {env - SETTINGS_VARIABLES}"
         assert required <= env, name
         assert OURS[name]["environment"]["BANKRUN_HOST"] == "0.0.0.0"  # reachable by others
@@ -267,6 +268,14 @@ def test_the_secret_comes_from_the_shell_to_whoever_makes_or_checks_tokens() -> 
     assert "BANKRUN_AUTH_SECRET" in variables(RAW)
     for name in ("custody", "withdrawal", "matching", "prometheus", "grafana", "kafka"):
         assert "BANKRUN_AUTH_SECRET" not in (COMPOSE["services"][name].get("environment") or {})
+
+
+def test_the_proof_of_reserves_secret_goes_to_custody_and_the_gateway_alone() -> None:
+    for name in ("custody", "gateway"):
+        value = RAW["services"][name]["environment"]["BANKRUN_POR_SECRET"]
+        assert value.startswith("${BANKRUN_POR_SECRET:?"), name
+    for name in ("withdrawal", "matching", "locust-master", "locust-worker", "prometheus"):
+        assert "BANKRUN_POR_SECRET" not in (COMPOSE["services"][name].get("environment") or {})
 
 
 # (d) documented

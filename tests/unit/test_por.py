@@ -354,7 +354,7 @@ class TestProofFiles:
     @pytest.mark.parametrize(
         ("text", "named"),
         [
-            ("{not json", "Invalid JSON"),
+            ("{not json", "is not JSON"),
             ('{"scheme": "bankrun-por/v1"}', "account: Field required"),
             ("SALT", "salt: String should match pattern"),
             ("BALANCE", "balance: Input should be a valid integer"),

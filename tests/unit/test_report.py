@@ -25,7 +25,7 @@ def test_every_sim_folder_has_a_report_that_needs_no_network(ftx):
     for venue in ftx.summary["venues"]:
         assert f"<td>{venue}</td>" in page
     images = re.findall(r'<img alt="([^"]+)" src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
-    plots = {"reserves", "who-got-paid", "prices", "fear"}
+    plots = {"reserves", "who-got-paid", "prices", "fear", "proof-of-reserves"}
     assert {name for name, _ in images} == plots
     assert all(len(data) > 10_000 for _, data in images)
     assert {p.name for p in (ftx.run_dir / "report").iterdir()} == {f"{p}.png" for p in plots}
