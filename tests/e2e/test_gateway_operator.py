@@ -47,9 +47,9 @@ pytestmark = pytest.mark.e2e
 
 STORY = "ops-1"  # the operator's story happens here
 FUZZ = "fuzz-1"  # the fuzzer's requests aim here half the time (the rest: any id)
-#: per operation and caller: ~800 requests, about a minute here; BANKRUN_FUZZ_EXAMPLES=200
+#: per operation and caller: ~800 requests, about a minute here; BANKRUN_FUZZ_EXAMPLES=150
 #: digs deeper (the same requests and more: derandomized)
-EXAMPLES = int(os.environ.get("BANKRUN_FUZZ_EXAMPLES", "30"))
+EXAMPLES = int(os.environ.get("BANKRUN_FUZZ_EXAMPLES", "25"))
 
 
 @pytest.fixture(scope="module")
@@ -233,19 +233,20 @@ def test_the_operators_story(stack, api, operator, whale):
 
 # --- fuzzing -----------------------------------------------------------------------------
 
-#: Rules on two fields together, which JSON Schema cannot state: a schema-valid request may
-#: break them and get a 422 (its body names the rule).
-CROSS_FIELD_RULES = (
+#: Rules JSON Schema cannot state — two fields together, or a field only some callers must
+#: give: a schema-valid request may break them and get a 422 (its body names the rule).
+UNSTATED_RULES = (
     "request_id and Idempotency-Key header differ",
     "hot_ratio + warm_ratio must not exceed 1",
     "liquid_ratio + affiliate_loan_ratio must not exceed 1",
+    "the operator names the account",  # GET /por/{venue}/proof: a customer's is its own
 )
 
 
 @schemathesis.check
 def accepts_valid_data(ctx, response, case):
-    """schemathesis' positive_data_acceptance, less the cross-field rules."""
-    if response.status_code == 422 and any(rule in response.text for rule in CROSS_FIELD_RULES):
+    """schemathesis' positive_data_acceptance, less the rules the schema cannot state."""
+    if response.status_code == 422 and any(rule in response.text for rule in UNSTATED_RULES):
         return None
     return positive_data_acceptance(ctx, response, case)
 
@@ -303,6 +304,7 @@ def fuzz(operation, headers: dict[str, str]) -> int:
     return sent
 
 
+@pytest.mark.timeout(600)  # ~1 min alone; several times that when the machine is shared
 def test_schemathesis_finds_no_server_error_and_no_schema_violation(stack, api):
     schema = schemathesis.openapi.from_url(f"{stack.gateway_url}/openapi.json")
     callers = {
