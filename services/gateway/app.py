@@ -9,7 +9,7 @@ Every customer route wants the account's bearer token (`bankrun.auth`): none or 
 policy change: commands on `bankrun.operator-commands`) want the operator's token. Each
 customer has a request budget (429 past it); bodies over `max_body_bytes` are refused with 413.
 Every error status a route can answer is declared with its body, so the OpenAPI description
-is the truth (`tests/e2e/test_gateway_fuzz.py` holds the gateway to it).
+is the truth (`tests/e2e/test_gateway_operator.py` holds the gateway to it).
 """
 
 from __future__ import annotations
