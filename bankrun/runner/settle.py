@@ -1,9 +1,10 @@
 """Has the stack settled? Every message written for a service has been handled by it.
 
-Counts, not offsets (Tansu's end offsets are not to be trusted): the runner knows what it sent
-to each topic; each service reports on /metrics what it produced and consumed per topic, and
-counts a message consumed only after it has sent what the message caused. So equal counts
-for every reader mean nothing is in flight: the consequences of the last input — landed cash,
+Counts and read positions, never end offsets (Tansu's are not to be trusted): the runner knows
+what it sent to each topic; each service reports on /metrics what it produced per topic and
+the next offset it will read per partition, set only after it has sent what the message
+caused (`bankrun.runner.tally` keeps both across restarts). So every reader past as many
+records as were written means nothing is in flight: the consequences of the last input — landed cash,
 the queue drained, payouts settled, the gateway's read model updated — are all in the log.
 """
 
@@ -13,38 +14,27 @@ from collections import Counter
 from collections.abc import Callable
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from bankrun.runner.processes import wait_until
 from bankrun.runner.stack import Stack
+from bankrun.runner.tally import Counts, Unreachable, read_metrics
 from bankrun.topics import CATALOGUE
 
-Counts = dict[tuple[str, str, str], float]  # (produced|consumed, service, topic) -> count
 Step = Callable[[str, float, float], None]  # (what, done, total)
 
 
 def message_counts(url: str, client: httpx.Client | None = None) -> Counts:
-    """(produced|consumed, service, topic) -> count, from a service's /metrics."""
-    counts: Counts = {}
-    text = (client or httpx).get(f"{url}/metrics", timeout=5).text
-    for family in text_string_to_metric_families(text):
-        if family.name not in ("bankrun_messages_produced", "bankrun_messages_consumed"):
-            continue
-        kind = family.name.rsplit("_", 1)[1]
-        for sample in family.samples:
-            if sample.name.endswith("_total"):
-                key = (kind, sample.labels["service"], sample.labels["topic"])
-                counts[key] = sample.value
-    return counts
+    """(produced|consumed, service, topic) -> count, from one process's /metrics."""
+    return read_metrics(url, client)[0]
 
 
-def stack_counts(stack: Stack, client: httpx.Client | None = None) -> Counts:
-    """The counts of every service process, replicas of one service added up."""
-    counts: Counts = {}
-    for _, url in stack.endpoints():
-        for key, n in message_counts(url, client).items():
-            counts[key] = counts.get(key, 0) + n
-    return counts
+def stack_counts(stack: Stack, client: httpx.Client | None = None) -> Counts | None:
+    """The counts of every service, across replicas and restarts (`Tally`); None while a
+    service does not answer (killed, restarting or paused), which is never settled."""
+    try:
+        return stack.tally.read(stack.endpoints(), client)
+    except Unreachable:
+        return None
 
 
 def in_flight(stack: Stack, runner_sent: Counter[str], counts: Counts) -> float:
@@ -66,7 +56,8 @@ def wait_until_drained(
     stack: Stack, runner_sent: Counter[str], step: Step, timeout: float = 120
 ) -> None:
     def drained() -> bool:
-        behind = in_flight(stack, runner_sent, stack_counts(stack))
+        counts = stack_counts(stack)
+        behind = 1.0 if counts is None else in_flight(stack, runner_sent, counts)
         step("in flight", 0 if behind else 1, 1)
         return behind == 0
 

@@ -18,6 +18,7 @@ from bankrun.auth import SecretMissing, Tokens
 from bankrun.runner import kafka
 from bankrun.runner.processes import ManagedProcess, StartupError, free_port, http_ok, wait_until
 from bankrun.runner.prometheus import start_prometheus
+from bankrun.runner.tally import Tally
 from services.common.settings import ServiceSettings
 
 Progress = Callable[[str], None]
@@ -58,6 +59,7 @@ class Stack:
     #: stack's own), else a fresh one for this run; passed to the gateway and Locust by
     #: environment, never written down
     tokens: Tokens | None = None
+    tally: Tally = field(default_factory=Tally)  # message counts across restarts
 
     @property
     def log_dir(self) -> Path:

@@ -130,8 +130,12 @@ def run_service(
     @app.agent(source, name=f"{service}-consume")
     async def consume(stream: Any) -> None:
         async for message in stream.events():
-            await handle_one(message.message)
-            metrics.CONSUMED.labels(service, message.message.topic).inc()
+            msg = message.message
+            await handle_one(msg)
+            metrics.CONSUMED.labels(service, msg.topic).inc()
+            metrics.CONSUMED_OFFSET.labels(service, msg.topic, str(msg.partition)).set(
+                msg.offset + 1
+            )
 
     belongs = {t.name: frozenset(t.type_names) for t in inputs}
 
