@@ -138,6 +138,17 @@ class InvalidPlan(ValueError):
     """A chaos plan that cannot be used; the message names each bad field."""
 
 
+PLANS = Path(__file__).resolve().parent.parent / "loadtests" / "chaos"
+
+
+def resolve_plan(plan: str) -> Path:
+    """A path as given, else a shipped plan by name (`loadtests/chaos/<name>.yaml`)."""
+    path = Path(plan)
+    if path.exists() or path.suffix in (".yaml", ".yml"):
+        return path
+    return PLANS / f"{plan}.yaml"
+
+
 def load_plan(path: Path) -> ChaosPlan:
     try:
         raw = yaml.safe_load(path.read_text())

@@ -193,6 +193,33 @@ def _load_scenario(scenario: str) -> tuple[Scenario, str]:
     return spec, scenarios.resolve(scenario).read_text()
 
 
+def _load_chaos(plan: str | None, spec: Scenario):  # type: ignore[no-untyped-def]
+    """The chaos plan (a path, or a name under loadtests/chaos/); exit 2 naming the field."""
+    if plan is None:
+        return None
+    from bankrun.chaos import InvalidPlan, load_plan, resolve_plan
+
+    try:
+        chaos = load_plan(resolve_plan(plan))
+    except InvalidPlan as bad:
+        console.print(f"[red]{bad}[/]")
+        raise typer.Exit(2) from None
+    late = chaos.check_against(spec.duration_hours)
+    if late:
+        console.print(f"[red]{plan}: {'; '.join(late)}[/]")
+        raise typer.Exit(2)
+    return chaos
+
+
+CHAOS = Annotated[
+    str | None,
+    typer.Option(
+        help="a chaos plan (YAML path, or a name under loadtests/chaos/): kill, pause, "
+        "duplicate and reorder during the run"
+    ),
+]
+
+
 @app.command()
 def run(
     scenario: Annotated[str, typer.Argument(help="a shipped scenario name or a YAML path")] = (
@@ -227,6 +254,7 @@ def run(
     asks_file: Annotated[
         Path | None, typer.Option(help="attached: the asks file the stack's Locust follows")
     ] = None,
+    chaos: CHAOS = None,
 ) -> None:
     """Run a scenario end to end on the real stack (Locust load) and write runs/<run-id>/."""
     from bankrun.runner.processes import StartupError
@@ -248,6 +276,10 @@ def run(
             raise typer.Exit(2)
         attach = Attached(gateway=gateway_url, prometheus=prometheus_url)
     spec, text = _load_scenario(scenario)
+    plan = _load_chaos(chaos, spec)
+    if plan is not None and attach is not None:
+        console.print("[red]--chaos needs the embedded stack: it only breaks what it started[/]")
+        raise typer.Exit(2)
     _terminate_as_interrupt()
     with _progress() as (bar, step, status):
         try:
@@ -260,6 +292,7 @@ def run(
                 locust=LocustOptions(users=users, workers=locust_workers, ui=ui),
                 attach=attach,
                 asks_file=asks_file,
+                chaos=plan,
                 progress=lambda m: bar.console.log(m),
                 step=step,
                 status=status,
@@ -560,6 +593,16 @@ class _progress:
 
 def _report(result) -> None:  # type: ignore[no-untyped-def]
     _print_summary(result.summary)
+    if result.summary.get("chaos"):
+        c = result.summary["chaos"]
+        kills = ", ".join(f"{s} x{n}" for s, n in sorted(c["kills"].items())) or "none"
+        console.print(f"chaos: {c['actions']}; kills {kills}; {c['restarts']} restarts")
+    if result.summary.get("invariants"):
+        i = result.summary["invariants"]
+        console.print(
+            f"invariants: checked live {i['checks']} times over {i['events']} events, "
+            f"{i['violations']} violations"
+        )
     console.print(f"run folder: {result.run_dir}")
     if result.problems:
         for problem in result.problems:

@@ -84,7 +84,7 @@ class Chaos:
         self._write()
 
     def kills(self) -> Counter[str]:
-        return Counter(a["service"] for a in self.applied if a["action"] == "kill")
+        return Counter(a["service"] for a in self.applied if a.get("signal") == "SIGKILL")
 
     # -- actions ------------------------------------------------------------------------
 

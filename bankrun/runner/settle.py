@@ -4,8 +4,9 @@ Counts and read positions, never end offsets (Tansu's are not to be trusted): th
 what it sent to each topic; each service reports on /metrics what it produced per topic and
 the next offset it will read per partition, set only after it has sent what the message
 caused (`bankrun.runner.tally` keeps both across restarts). So every reader past as many
-records as were written means nothing is in flight: the consequences of the last input — landed cash,
-the queue drained, payouts settled, the gateway's read model updated — are all in the log.
+records as were written means nothing is in flight: the consequences of the last input —
+landed cash, the queue drained, payouts settled, the gateway's read model updated — are all
+in the log.
 """
 
 from __future__ import annotations
@@ -39,10 +40,7 @@ def stack_counts(stack: Stack, client: httpx.Client | None = None) -> Counts | N
 
 def in_flight(stack: Stack, runner_sent: Counter[str], counts: Counts) -> float:
     """Messages written to a topic and not yet consumed by each of its readers in the stack."""
-    produced = {topic: float(n) for topic, n in runner_sent.items()}
-    for (kind, _, topic), n in counts.items():
-        if kind == "produced":
-            produced[topic] = produced.get(topic, 0) + n
+    produced = written(runner_sent, counts)
     readers = {service for service, _ in stack.endpoints()}
     behind = 0.0
     for topic in CATALOGUE:
@@ -50,6 +48,30 @@ def in_flight(stack: Stack, runner_sent: Counter[str], counts: Counts) -> float:
             got = counts.get(("consumed", reader, topic.name), 0)
             behind += max(0.0, produced.get(topic.name, 0) - got)
     return behind
+
+
+def written(runner_sent: Counter[str], counts: Counts) -> dict[str, float]:
+    """Records written to each topic so far: by the runner and by every service."""
+    out = {topic: float(n) for topic, n in runner_sent.items()}
+    for (kind, _, topic), n in counts.items():
+        if kind == "produced":
+            out[topic] = out.get(topic, 0) + n
+    return out
+
+
+def settled_counts(stack: Stack, runner_sent: Counter[str], timeout: float = 120) -> Counts:
+    """Wait until nothing is in flight; the counts at that point."""
+    seen: dict[str, Counts] = {}
+
+    def settled() -> bool:
+        counts = stack_counts(stack)
+        if counts is None or in_flight(stack, runner_sent, counts) > 0:
+            return False
+        seen["counts"] = counts
+        return True
+
+    wait_until(settled, timeout, "the stack to settle", interval=0.02)
+    return seen["counts"]
 
 
 def wait_until_drained(

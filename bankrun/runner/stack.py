@@ -60,6 +60,8 @@ class Stack:
     #: environment, never written down
     tokens: Tokens | None = None
     tally: Tally = field(default_factory=Tally)  # message counts across restarts
+    #: more Prometheus jobs beside the services (the runner's invariant watcher): job -> host:port
+    extra_targets: dict[str, str] = field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:
@@ -124,6 +126,7 @@ class Stack:
         if self.prometheus:
             self.progress("starting Prometheus")
             targets = {s: self.urls[s].removeprefix("http://") for s in self.services}
+            targets.update(self.extra_targets)
             proc, self.urls["prometheus"] = start_prometheus(self.run_dir, targets, self.run_id)
             self.processes["prometheus"] = proc
         self._record_pids()

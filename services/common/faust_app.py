@@ -6,6 +6,7 @@ A service module only says which topics it reads and what its handler decides.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -180,19 +181,23 @@ async def _read_changelog_tail(
     """
     topic = table.changelog_topic.get_topic_name()
     marker = f"__end__/{uuid.uuid4()}".encode()
+    log.info("changelog %s[%s]: writing an end marker", topic, partition)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
+    await asyncio.wait_for(producer.start(), timeout)
     try:
-        await producer.send_and_wait(topic, None, key=marker, partition=partition)
+        await asyncio.wait_for(
+            producer.send_and_wait(topic, None, key=marker, partition=partition), timeout
+        )
     finally:
         await producer.stop()
+    log.info("changelog %s[%s]: reading up to the end marker", topic, partition)
     consumer = log_reader(bootstrap)
-    await consumer.start()
+    await asyncio.wait_for(consumer.start(), timeout)
     found = 0
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
+        await asyncio.wait_for(consumer.seek_to_beginning(tp), timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             batch = await consumer.getmany(tp, timeout_ms=200)
