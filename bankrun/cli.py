@@ -536,6 +536,94 @@ def report_command(
 
 
 @app.command()
+def soak(
+    minutes: Annotated[float, typer.Option(min=0.5, max=24 * 60, help="wall minutes of load")] = 10,
+    scenario: Annotated[str, typer.Option(help="a steady scenario, name or path")] = "baseline",
+    kill_every: Annotated[
+        float, typer.Option(min=0.25, help="wall minutes between kills (services in turn)")
+    ] = 2.0,
+    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
+) -> None:
+    """Steady load for MINUTES with a service killed every KILL_EVERY minutes; samples the
+    memory of every process and reports whether it stays flat (soak.json, soak.csv)."""
+    from bankrun import soak as soaking
+    from bankrun.runner.processes import StartupError
+    from bankrun.runner.run import Interrupted
+    from bankrun.runner.run import run as run_scenario
+
+    base, _ = _load_scenario(scenario)
+    spec = soaking.stretched(base, minutes)
+    plan = soaking.kill_plan(spec, minutes, kill_every)
+    sampler = soaking.Sampler()
+    _terminate_as_interrupt()
+    with _progress() as (bar, step, status):
+
+        def watch_status(line: str) -> None:
+            last = sampler.samples[-8:]
+            rss = sum(s["rss_mb"] for s in last) if last else 0.0
+            status(f"{line} | rss ~{rss:.0f} MB over {len(last)} processes")
+
+        try:
+            result = run_scenario(
+                spec,
+                spec.model_dump_json(),
+                runs_dir,
+                chaos=plan,
+                progress=lambda m: bar.console.log(m),
+                step=step,
+                status=watch_status,
+                started_hook=sampler.watch,
+            )
+        except Interrupted as stopped:
+            sampler.stop()
+            console.print(
+                f"[yellow]interrupted; what was recorded is in {stopped.result.run_dir}[/]"
+            )
+            raise typer.Exit(130) from None
+        except (StartupError, TimeoutError) as failed:
+            sampler.stop()
+            console.print(f"[red]{failed}[/]")
+            raise typer.Exit(1) from None
+        sampler.stop()
+    events = sum(1 for _ in (result.run_dir / "events.jsonl").open())
+    body = sampler.write(
+        result.run_dir,
+        {
+            "scenario": spec.name,
+            "minutes": minutes,
+            "kill_every_minutes": kill_every,
+            "events": events,
+            "invariants": result.summary.get("invariants"),
+            "chaos": result.summary.get("chaos"),
+            "problems": result.problems,
+        },
+    )
+    _print_soak(body)
+    _report(result)
+    if not body["flat"]:
+        console.print("[red]memory is not flat: see soak.json[/]")
+        raise typer.Exit(1)
+
+
+def _print_soak(body: dict) -> None:
+    table = Table(title=f"soak: {body['minutes']:g} min, {body['events']} events")
+    for column in ("process", "first ¼ MB", "last ¼ MB", "growth", "MB/min", "peak MB", "pids"):
+        table.add_column(column, justify="left" if column == "process" else "right")
+    for name, row in body["rss"].items():
+        table.add_row(
+            name,
+            f"{row['first_quarter_mb']:.1f}",
+            f"{row['last_quarter_mb']:.1f}",
+            f"{row['growth']:+.1%}",
+            f"{row['slope_mb_per_min']:+.2f}",
+            f"{row['peak_mb']:.1f}",
+            str(row["pids"]),
+        )
+    console.print(table)
+    console.print(f"memory flat: {body['flat']}")
+
+
+@app.command()
 def verify(run_dir: Annotated[Path, typer.Argument(help="a runs/<run-id> folder")]) -> None:
     """Recompute a run's summary from its event log and check the ledger invariants."""
     from bankrun import summary

@@ -77,6 +77,21 @@ class Chaos:
                 case Forge():
                     await self._forge(action, hours, sent)
 
+    def wait_restarted(self) -> None:
+        """Block until every killed service is back and ready (recovered, not rebalancing).
+
+        The clock must not go on before: a faust worker handed a new record while it is still
+        recovering its partitions was seen to drop it (its position moved past the record,
+        its handler never saw it), and the run then waits for an answer that never comes."""
+        for service, thread in list(self._timers.items()):
+            if thread.name.startswith("chaos-restart"):
+                thread.join()
+                self._timers.pop(service, None)
+        for service in self.stack.services:
+            wait_until(
+                http_ok(f"{self.stack.urls[service]}/ready"), READY_S, f"{service} to be ready"
+            )
+
     def close(self) -> None:
         """Wait for pending restarts and resumes, so the stack is whole when it is stopped."""
         for thread in list(self._timers.values()):
@@ -113,7 +128,7 @@ class Chaos:
                 ready_after_s=round(time.time() - started, 2),
             )
 
-        self._start_timer(action.service, restart)
+        self._start_timer(f"restart-{action.service}", restart, action.service)
 
     def _pause(self, action: Pause, hours: float) -> None:
         self._settle_timer(action.service)
@@ -126,7 +141,7 @@ class Chaos:
             os.killpg(pid, signal.SIGCONT)
             self._record(action, hours, pid=pid, signal="SIGCONT", event="resumed")
 
-        self._start_timer(action.service, resume)
+        self._start_timer(f"resume-{action.service}", resume, action.service)
 
     async def _duplicate(self, action: Duplicate, hours: float, sent: Counter[str]) -> None:
         records = (await kafka.read_topic(self.stack.bootstrap or "", BY_NAME[action.topic]))[
@@ -163,8 +178,8 @@ class Chaos:
         finally:
             await producer.stop()
 
-    def _start_timer(self, service: str, work: Any) -> None:
-        thread = threading.Thread(target=work, name=f"chaos-{service}", daemon=True)
+    def _start_timer(self, name: str, work: Any, service: str) -> None:
+        thread = threading.Thread(target=work, name=f"chaos-{name}", daemon=True)
         self._timers[service] = thread
         thread.start()
 

@@ -361,6 +361,7 @@ def _at_settled(
         if breaker is not None and breaker.due(hours):
             before = len(breaker.applied)
             await breaker.apply_due(hours, sent)
+            await asyncio.to_thread(breaker.wait_restarted)
             for entry in breaker.applied[before:]:
                 what = entry.get("service") or entry.get("topic") or entry.get("account", "")
                 progress(f"chaos h {hours:.2f}: {entry['action']} {what} {entry.get('pid', '')}")

@@ -84,6 +84,23 @@ def create_app(service: str, settings: ServiceSettings) -> faust.App:
     async def _metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(), content_type="text/plain; version=0.0.4")
 
+    @app.page("/consumer")
+    async def _consumer(web: Any, request: Any) -> Any:
+        """What the consumer holds: assigned, paused, position and highwater per partition."""
+        inner = app.consumer._thread._ensure_consumer()
+        rows = {}
+        for tp in sorted(app.consumer.assignment()):
+            try:
+                position = inner._subscription.subscription.assignment.state_value(tp).position
+            except Exception:
+                position = None
+            rows[str(tp)] = {
+                "paused": tp in inner.paused(),
+                "position": position,
+                "highwater": inner.highwater(tp),
+            }
+        return web.json(rows)
+
     @app.page("/ready")
     async def _ready(web: Any, request: Any) -> Any:
         ready = app.tables.recovery.completed.is_set() and not app.rebalancing
