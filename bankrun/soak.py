@@ -45,11 +45,11 @@ def stretched(scenario: Scenario, minutes: float) -> Scenario:
 
 
 def kill_plan(scenario: Scenario, minutes: float, kill_every: float) -> ChaosPlan:
-    """One kill every `kill_every` wall minutes, services in turn, none in the last one."""
+    """One kill every `kill_every` wall minutes, services in turn, none in the last fifth."""
     hours_per_minute = 60 * scenario.speed / 3600
     kills: list[Kill] = []
     at = kill_every
-    while at < minutes - 1:
+    while at <= minutes * 0.8:
         service = SERVICES[len(kills) % len(SERVICES)]
         kills.append(
             Kill(do="kill", service=service, at_hours=round(at * hours_per_minute, 3), down_s=2)

@@ -364,7 +364,8 @@ def _at_settled(
             await asyncio.to_thread(breaker.wait_restarted)
             for entry in breaker.applied[before:]:
                 what = entry.get("service") or entry.get("topic") or entry.get("account", "")
-                progress(f"chaos h {hours:.2f}: {entry['action']} {what} {entry.get('pid', '')}")
+                done = entry.get("event") or entry["action"]
+                progress(f"chaos h {hours:.2f}: {done} {what} {entry.get('pid', '')}".rstrip())
 
     return at
 

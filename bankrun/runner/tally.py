@@ -49,6 +49,8 @@ class Tally:
 
     retired: Counts = field(default_factory=dict)  # produced by processes no longer running
     furthest: Offsets = field(default_factory=dict)  # the highest offset any generation read
+    #: one pool for the polls (a bare httpx.get builds an SSL context per call)
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(timeout=5))
 
     def read(self, endpoints: list[tuple[str, str]], client: httpx.Client | None = None) -> Counts:
         """Produced: live counters plus retired ones. Consumed: from offsets where a service
@@ -56,7 +58,7 @@ class Tally:
         live: Counts = {}
         for service, url in endpoints:
             try:
-                counts, offsets = read_metrics(url, client)
+                counts, offsets = read_metrics(url, client or self.client)
             except httpx.HTTPError as down:
                 raise Unreachable(f"{service} at {url}: {down!r}") from None
             for key, n in counts.items():
@@ -75,7 +77,7 @@ class Tally:
 
     def retire(self, service: str, url: str, client: httpx.Client | None = None) -> None:
         """Keep what a process produced before it is killed (read while it still answers)."""
-        counts, offsets = read_metrics(url, client)
+        counts, offsets = read_metrics(url, client or self.client)
         for key, n in counts.items():
             if key[0] == "produced" and key[1] == service:
                 self.retired[key] = self.retired.get(key, 0) + n
