@@ -13,7 +13,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from bankrun.topics import BY_NAME
 from bankrun.validation import named
@@ -26,13 +33,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _one_replica(replica: int) -> int:
+    if replica != 0:
+        raise ValueError("not yet: the embedded stack runs one process per service (replica 0)")
+    return replica
+
+
+Replica = Annotated[int, Field(ge=0), AfterValidator(_one_replica)]
+
+
 class Kill(_Strict):
     """SIGKILL a service's process; the runner starts it again (same command and
     environment) `down_s` wall seconds later and its state comes back from the log."""
 
     do: Literal["kill"]
     service: Service
-    replica: int = Field(0, ge=0)
+    replica: Replica = 0
     at_hours: float = Field(ge=0)
     down_s: float = Field(2.0, ge=0, le=120)
 
@@ -42,7 +58,7 @@ class Pause(_Strict):
 
     do: Literal["pause"]
     service: Service
-    replica: int = Field(0, ge=0)
+    replica: Replica = 0
     at_hours: float = Field(ge=0)
     for_s: float = Field(gt=0, le=120)
 

@@ -31,6 +31,10 @@ class TestValidation:
             ("random: {down_s: [5, 1]}", "random"),
             ("actions: [{do: duplicate, topic: nope, at_hours: 1}]", "actions.0.duplicate"),
             ("surprise: true", "surprise"),
+            (
+                "actions: [{do: kill, service: custody, at_hours: 1, replica: 1}]",
+                "actions.0.kill.replica: Value error, not yet",
+            ),
         ],
     )
     def test_a_bad_plan_names_the_field(self, tmp_path, text, field):
