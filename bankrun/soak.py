@@ -83,7 +83,12 @@ class Sampler:
             self.sample()
 
     def sample(self) -> None:
+        """One reading of every process, while the load runs (Locust up): the export and
+        the report after it read the whole log at once and are not the steady state."""
         assert self.stack is not None
+        locust = self.stack.processes.get("locust")
+        if locust is None or not locust.running():
+            return
         now = round(time.time() - self.started, 1)
         pids = {"runner": os.getpid()}
         pids |= {n: p.pid for n, p in list(self.stack.processes.items()) if p.process}
