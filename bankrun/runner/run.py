@@ -36,7 +36,7 @@ from bankrun.runner.settle import Step, settled_counts, wait_until_drained, writ
 from bankrun.runner.stack import Attached, Progress, Stack
 from bankrun.runner.steps import Steps, Unfolding, steps_for
 from bankrun.runner.watch import InvariantViolated, Watcher
-from bankrun.scenario import Scenario
+from bankrun.scenario import PanicLoad, Scenario
 from bankrun.topics import CATALOGUE, topic_of
 
 FEAR_FILE = report.FEAR_FILE
@@ -123,7 +123,8 @@ def run(
     stack = Stack(
         run_dir, run_id, bootstrap=bootstrap, speed=speed, progress=progress, attached=attach
     )
-    watcher = Watcher(run_dir, run_id) if watch else None
+    lockstep = isinstance(scenario.load, PanicLoad)  # steps settle; constant loads do not wait
+    watcher = Watcher(run_dir, run_id, confirm=not lockstep) if watch else None
     if watcher is not None and not attach:
         stack.extra_targets["runner"] = watcher.serve()
     breaker: Chaos | None = None

@@ -48,7 +48,12 @@ class InvariantViolated(RuntimeError):
 
 
 class Watcher:
-    def __init__(self, run_dir: Path, run_id: str):
+    def __init__(self, run_dir: Path, run_id: str, confirm: bool = False):
+        """`confirm`: report a violation only if the next settled point still has it — for
+        loads that do not wait at settled points (constant), where the watcher may have read
+        a reservation past the cut and not yet the balance that goes with it."""
+        self.confirm = confirm
+        self._suspect: set[tuple[str, str, str]] = set()
         self.bootstrap = ""
         self.run_dir, self.run_id = run_dir, run_id
         self.conservation = Conservation()
@@ -141,6 +146,16 @@ class Watcher:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"the invariant watcher is behind the log: {behind}")
             time.sleep(0.01)
+        if found and self.confirm:
+            seen = {(v.check, v.venue, v.text.split(":")[0]) for v in found}
+            confirmed = [
+                v
+                for v in found
+                if v.check == "paid_twice"
+                or (v.check, v.venue, v.text.split(":")[0]) in self._suspect
+            ]
+            self._suspect = seen
+            found = confirmed
         if found:
             self._report(found, hours)
 

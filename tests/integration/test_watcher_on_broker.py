@@ -61,3 +61,23 @@ def test_a_forged_balance_is_caught_at_the_next_settled_point(own_broker, tmp_pa
         )
     finally:
         watcher.stop()
+
+
+def test_without_lockstep_a_violation_must_outlive_one_settled_point(own_broker, tmp_path):
+    """A constant load does not wait at settled points: the watcher may read one side of a
+    movement past the cut, so it reports only what the next point still shows."""
+    watcher = Watcher(tmp_path, "watch-confirm", confirm=True)
+    watcher.serve()
+    watcher.follow(own_broker)
+    try:
+        forged = ev.BalanceSnapshot(
+            venue="v", scenario_time=0, account="a-1", asset="USD", available=7
+        )
+        funded = ev.AccountFunded(venue="v", scenario_time=0, account="a-1", asset="USD", amount=5)
+        sent = Counter(asyncio.run(kafka.publish(own_broker, [funded, forged])))
+        watcher.check(dict(sent), hours=1.0)  # seen once: a suspect, not yet a violation
+        assert not (tmp_path / "invariant_violation.json").exists()
+        with pytest.raises(InvariantViolated):
+            watcher.check(dict(sent), hours=1.1)
+    finally:
+        watcher.stop()
