@@ -26,7 +26,7 @@ from aiokafka import AIOKafkaProducer
 
 from bankrun.chaos import ChaosPlan, Duplicate, Forge, Kill, Pause
 from bankrun.runner import kafka
-from bankrun.runner.processes import ManagedProcess, http_ok, wait_until
+from bankrun.runner.processes import ManagedProcess, StartupError, http_ok, wait_until
 from bankrun.runner.stack import Stack
 from bankrun.topics import BALANCES, BY_NAME
 
@@ -47,6 +47,7 @@ class Chaos:
     _pending: list[Any] = field(default_factory=list)
     _timers: dict[str, threading.Thread] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    _failed: dict[str, str] = field(default_factory=dict)  # service -> why its restart failed
 
     def __post_init__(self) -> None:
         if self.stack.attached:
@@ -81,6 +82,11 @@ class Chaos:
             if thread.name.startswith("chaos-restart"):
                 thread.join()
                 self._timers.pop(service, None)
+        if self._failed:
+            raise StartupError(
+                "a restarted service did not come back: "
+                + "; ".join(f"{s}: {why}" for s, why in sorted(self._failed.items()))
+            )
         for service in self.stack.services:
             wait_until(
                 http_ok(f"{self.stack.urls[service]}/ready"), READY_S, f"{service} to be ready"
@@ -112,7 +118,11 @@ class Chaos:
             proc = ManagedProcess(old.name, old.argv, old.log_path, env=old.env).start()
             self.stack.adopt(action.service, proc)
             started = time.time()
-            proc.wait_ready(http_ok(f"{url}/ready"), READY_S)
+            try:
+                proc.wait_ready(http_ok(f"{url}/ready"), READY_S)
+            except StartupError as slow:  # reported by wait_restarted, in the clock's thread
+                self._failed[action.service] = str(slow).splitlines()[0]
+                return
             self._record(
                 action,
                 hours,
