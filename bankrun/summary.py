@@ -299,12 +299,13 @@ class Conservation:
                         f"{name}: brought {amount}, holds {held} + taken {taken}",
                     )
                 )
-            if self.paid_by.get(key, 0) > taken:
+            paid = self.paid_by.get(key, 0)
+            if paid > taken:
                 out.append(
                     Violation(
                         "overpaid",
                         key[0],
-                        f"{name}: paid {self.paid_by[key]} but only {taken} was reserved",
+                        f"{name}: paid {paid} but only {taken} was reserved",
                     )
                 )
         return out
