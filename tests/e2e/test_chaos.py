@@ -31,7 +31,8 @@ def assert_all_stopped(run_dir: Path) -> None:
     pids = json.loads((run_dir / "pids.json").read_text())
     chaos = run_dir / "chaos.json"
     if chaos.exists():
-        pids |= {f"pid-{a['pid']}": a["pid"] for a in json.loads(chaos.read_text())["applied"]}
+        applied = json.loads(chaos.read_text())["applied"]
+        pids |= {f"pid-{a['pid']}": a["pid"] for a in applied if "pid" in a}
     alive = {name: pid for name, pid in pids.items() if group_alive(pid)}
     assert not alive, f"left running: {alive}"
 
