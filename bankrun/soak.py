@@ -38,10 +38,16 @@ def rss_mb(pid: int) -> float | None:
     return None
 
 
+MAX_HOURS = 24 * 90  # the scenario model's limit
+
+
 def stretched(scenario: Scenario, minutes: float) -> Scenario:
-    """The scenario lasting `minutes` of wall time at its own speed."""
-    hours = round(minutes * 60 * scenario.speed / 3600, 3)
-    return scenario.model_copy(update={"duration_hours": hours})
+    """The scenario lasting `minutes` of wall time at its own speed — or, if that would pass
+    the scenario limit (90 days), at the speed that fits the limit. Validated again."""
+    speed = min(scenario.speed, MAX_HOURS * 3600 / (minutes * 60))
+    hours = round(minutes * 60 * speed / 3600, 3)
+    data = scenario.model_dump(mode="json") | {"duration_hours": hours, "speed": speed}
+    return Scenario.model_validate(data)
 
 
 def kill_plan(scenario: Scenario, minutes: float, kill_every: float) -> ChaosPlan:
