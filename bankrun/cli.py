@@ -542,6 +542,9 @@ def soak(
     kill_every: Annotated[
         float, typer.Option(min=0.25, help="wall minutes between kills (services in turn)")
     ] = 2.0,
+    speed: Annotated[
+        float | None, typer.Option(help="scenario seconds per wall second (default: scenario's)")
+    ] = None,
     runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
 ) -> None:
     """Steady load for MINUTES with a service killed every KILL_EVERY minutes; samples the
@@ -552,7 +555,7 @@ def soak(
     from bankrun.runner.run import run as run_scenario
 
     base, _ = _load_scenario(scenario)
-    spec = soaking.stretched(base, minutes)
+    spec = soaking.stretched(base, minutes, speed)
     plan = soaking.kill_plan(spec, minutes, kill_every)
     sampler = soaking.Sampler()
     _terminate_as_interrupt()
