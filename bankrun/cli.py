@@ -577,16 +577,14 @@ def soak(
                 status=watch_status,
                 started_hook=sampler.watch,
             )
-        except Interrupted as stopped:
-            sampler.stop()
-            console.print(
-                f"[yellow]interrupted; what was recorded is in {stopped.result.run_dir}[/]"
-            )
-            raise typer.Exit(130) from None
+        except Interrupted as stopped:  # what ran so far is still a soak: report it
+            result, interrupted = stopped.result, True
         except (StartupError, TimeoutError) as failed:
             sampler.stop()
             console.print(f"[red]{failed}[/]")
             raise typer.Exit(1) from None
+        else:
+            interrupted = False
         sampler.stop()
     events = sum(1 for _ in (result.run_dir / "events.jsonl").open())
     body = sampler.write(
@@ -599,9 +597,14 @@ def soak(
             "invariants": result.summary.get("invariants"),
             "chaos": result.summary.get("chaos"),
             "problems": result.problems,
+            "interrupted": interrupted,
+            "wall_seconds": result.summary.get("wall_seconds"),
         },
     )
     _print_soak(body)
+    if interrupted:
+        console.print(f"[yellow]interrupted; the soak so far is in {result.run_dir}[/]")
+        raise typer.Exit(130)
     _report(result)
     if not body["flat"]:
         console.print("[red]memory is not flat: see soak.json[/]")
