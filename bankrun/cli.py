@@ -193,6 +193,33 @@ def _load_scenario(scenario: str) -> tuple[Scenario, str]:
     return spec, scenarios.resolve(scenario).read_text()
 
 
+def _load_chaos(plan: str | None, spec: Scenario):  # type: ignore[no-untyped-def]
+    """The chaos plan (a path, or a name under loadtests/chaos/); exit 2 naming the field."""
+    if plan is None:
+        return None
+    from bankrun.chaos import InvalidPlan, load_plan, resolve_plan
+
+    try:
+        chaos = load_plan(resolve_plan(plan))
+    except InvalidPlan as bad:
+        console.print(f"[red]{bad}[/]")
+        raise typer.Exit(2) from None
+    late = chaos.check_against(spec.duration_hours)
+    if late:
+        console.print(f"[red]{plan}: {'; '.join(late)}[/]")
+        raise typer.Exit(2)
+    return chaos
+
+
+CHAOS = Annotated[
+    str | None,
+    typer.Option(
+        help="a chaos plan (YAML path, or a name under loadtests/chaos/): kill, pause, "
+        "duplicate and reorder during the run"
+    ),
+]
+
+
 @app.command()
 def run(
     scenario: Annotated[str, typer.Argument(help="a shipped scenario name or a YAML path")] = (
@@ -227,6 +254,7 @@ def run(
     asks_file: Annotated[
         Path | None, typer.Option(help="attached: the asks file the stack's Locust follows")
     ] = None,
+    chaos: CHAOS = None,
 ) -> None:
     """Run a scenario end to end on the real stack (Locust load) and write runs/<run-id>/."""
     from bankrun.runner.processes import StartupError
@@ -248,6 +276,10 @@ def run(
             raise typer.Exit(2)
         attach = Attached(gateway=gateway_url, prometheus=prometheus_url)
     spec, text = _load_scenario(scenario)
+    plan = _load_chaos(chaos, spec)
+    if plan is not None and attach is not None:
+        console.print("[red]--chaos needs the embedded stack: it only breaks what it started[/]")
+        raise typer.Exit(2)
     _terminate_as_interrupt()
     with _progress() as (bar, step, status):
         try:
@@ -260,6 +292,7 @@ def run(
                 locust=LocustOptions(users=users, workers=locust_workers, ui=ui),
                 attach=attach,
                 asks_file=asks_file,
+                chaos=plan,
                 progress=lambda m: bar.console.log(m),
                 step=step,
                 status=status,
@@ -503,6 +536,100 @@ def report_command(
 
 
 @app.command()
+def soak(
+    minutes: Annotated[float, typer.Option(min=0.5, max=24 * 60, help="wall minutes of load")] = 10,
+    scenario: Annotated[str, typer.Option(help="a steady scenario, name or path")] = "baseline",
+    kill_every: Annotated[
+        float, typer.Option(min=0.25, help="wall minutes between kills (services in turn)")
+    ] = 2.0,
+    speed: Annotated[
+        float | None, typer.Option(help="scenario seconds per wall second (default: scenario's)")
+    ] = None,
+    runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
+) -> None:
+    """Steady load for MINUTES with a service killed every KILL_EVERY minutes; samples the
+    memory of every process and reports whether it stays flat (soak.json, soak.csv)."""
+    from bankrun import soak as soaking
+    from bankrun.runner.processes import StartupError
+    from bankrun.runner.run import Interrupted
+    from bankrun.runner.run import run as run_scenario
+
+    base, _ = _load_scenario(scenario)
+    spec = soaking.stretched(base, minutes, speed)
+    plan = soaking.kill_plan(spec, minutes, kill_every)
+    sampler = soaking.Sampler()
+    _terminate_as_interrupt()
+    with _progress() as (bar, step, status):
+
+        def watch_status(line: str) -> None:
+            last = sampler.samples[-8:]
+            rss = sum(s["rss_mb"] for s in last) if last else 0.0
+            status(f"{line} | rss ~{rss:.0f} MB over {len(last)} processes")
+
+        try:
+            result = run_scenario(
+                spec,
+                spec.model_dump_json(),
+                runs_dir,
+                chaos=plan,
+                progress=lambda m: bar.console.log(m),
+                step=step,
+                status=watch_status,
+                started_hook=sampler.watch,
+            )
+        except Interrupted as stopped:  # what ran so far is still a soak: report it
+            result, interrupted = stopped.result, True
+        except (StartupError, TimeoutError) as failed:
+            sampler.stop()
+            console.print(f"[red]{failed}[/]")
+            raise typer.Exit(1) from None
+        else:
+            interrupted = False
+        sampler.stop()
+    events = sum(1 for _ in (result.run_dir / "events.jsonl").open())
+    body = sampler.write(
+        result.run_dir,
+        {
+            "scenario": spec.name,
+            "minutes": minutes,
+            "kill_every_minutes": kill_every,
+            "events": events,
+            "invariants": result.summary.get("invariants"),
+            "chaos": result.summary.get("chaos"),
+            "problems": result.problems,
+            "interrupted": interrupted,
+            "wall_seconds": result.summary.get("wall_seconds"),
+        },
+    )
+    _print_soak(body)
+    if interrupted:
+        console.print(f"[yellow]interrupted; the soak so far is in {result.run_dir}[/]")
+        raise typer.Exit(130)
+    _report(result)
+    if not body["flat"]:
+        console.print("[red]memory is not flat: see soak.json[/]")
+        raise typer.Exit(1)
+
+
+def _print_soak(body: dict) -> None:
+    table = Table(title=f"soak: {body['minutes']:g} min, {body['events']} events")
+    for column in ("process", "first ¼ MB", "last ¼ MB", "growth", "MB/min", "peak MB", "pids"):
+        table.add_column(column, justify="left" if column == "process" else "right")
+    for name, row in body["rss"].items():
+        table.add_row(
+            name,
+            f"{row['first_quarter_mb']:.1f}",
+            f"{row['last_quarter_mb']:.1f}",
+            f"{row['growth']:+.1%}",
+            f"{row['slope_mb_per_min']:+.2f}",
+            f"{row['peak_mb']:.1f}",
+            str(row["pids"]),
+        )
+    console.print(table)
+    console.print(f"memory flat: {body['flat']}")
+
+
+@app.command()
 def verify(run_dir: Annotated[Path, typer.Argument(help="a runs/<run-id> folder")]) -> None:
     """Recompute a run's summary from its event log and check the ledger invariants."""
     from bankrun import summary
@@ -560,6 +687,16 @@ class _progress:
 
 def _report(result) -> None:  # type: ignore[no-untyped-def]
     _print_summary(result.summary)
+    if result.summary.get("chaos"):
+        c = result.summary["chaos"]
+        kills = ", ".join(f"{s} x{n}" for s, n in sorted(c["kills"].items())) or "none"
+        console.print(f"chaos: {c['actions']}; kills {kills}; {c['restarts']} restarts")
+    if result.summary.get("invariants"):
+        i = result.summary["invariants"]
+        console.print(
+            f"invariants: checked live {i['checks']} times over {i['events']} events, "
+            f"{i['violations']} violations"
+        )
     console.print(f"run folder: {result.run_dir}")
     if result.problems:
         for problem in result.problems:

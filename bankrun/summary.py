@@ -281,40 +281,86 @@ def _operator_action(
     return action
 
 
-def check(events: Iterable[ev.Event]) -> list[str]:
-    """Conservation checks on a log; an empty list means it holds."""
-    problems: list[str] = []
-    brought: dict[tuple[str, str, str], int] = {}
-    holds: dict[tuple[str, str, str], int] = {}
-    reserved: dict[tuple[str, str, str], int] = {}
-    paid_requests: dict[str, int] = {}
-    paid_by: dict[tuple[str, str, str], int] = {}
-    for event in unique(events):
+@dataclass(frozen=True)
+class Violation:
+    check: str  # paid_twice | conservation | overpaid
+    venue: str
+    text: str
+
+
+@dataclass
+class Conservation:
+    """The conservation checks, fed one event at a time: `bankrun verify` feeds it a whole
+    log, the live watcher (`bankrun.runner.watch`) the log as it grows, and asks at settled
+    points — between them a balance and the reservation it follows may sit on different
+    topics, read in either order."""
+
+    seen: set[Any] = field(default_factory=set)
+    brought: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    holds: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    reserved: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    paid_requests: dict[tuple[str, str], int] = field(default_factory=dict)
+    paid_by: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    events: int = 0
+
+    def add(self, event: ev.Event) -> None:
+        if event.event_id in self.seen:
+            return  # a redelivered copy: the log is at-least-once
+        self.seen.add(event.event_id)
+        self.events += 1
         match event:
             case ev.AccountFunded() | ev.DepositMade():
                 key = (event.venue, event.account, event.asset)
-                brought[key] = brought.get(key, 0) + event.amount
+                self.brought[key] = self.brought.get(key, 0) + event.amount
             case ev.BalanceSnapshot():
-                holds[(event.venue, event.account, event.asset)] = event.available
+                self.holds[(event.venue, event.account, event.asset)] = event.available
             case ev.FundsReserved():
                 key = (event.venue, event.account, event.asset)
-                reserved[key] = reserved.get(key, 0) + event.amount
+                self.reserved[key] = self.reserved.get(key, 0) + event.amount
             case ev.ReleaseRequested():
                 key = (event.venue, event.account, event.asset)
-                reserved[key] = reserved.get(key, 0) - event.amount
+                self.reserved[key] = self.reserved.get(key, 0) - event.amount
             case ev.WithdrawalPaid():
-                rid = f"{event.venue}/{event.request_id}"
-                paid_requests[rid] = paid_requests.get(rid, 0) + 1
+                rid = (event.venue, event.request_id)
+                self.paid_requests[rid] = self.paid_requests.get(rid, 0) + 1
                 key = (event.venue, event.account, event.asset)
-                paid_by[key] = paid_by.get(key, 0) + event.amount
-    problems += [f"{rid} paid {n} times" for rid, n in paid_requests.items() if n > 1]
-    for key, amount in sorted(brought.items()):
-        held, taken = holds.get(key, 0), reserved.get(key, 0)
-        if held + taken != amount:
-            problems.append(f"{'/'.join(key)}: brought {amount}, holds {held} + taken {taken}")
-        if paid_by.get(key, 0) > taken:
-            problems.append(f"{'/'.join(key)}: paid {paid_by[key]} but only {taken} was reserved")
-    return problems
+                self.paid_by[key] = self.paid_by.get(key, 0) + event.amount
+
+    def violations(self) -> list[Violation]:
+        out = [
+            Violation("paid_twice", venue, f"{venue}/{rid} paid {n} times")
+            for (venue, rid), n in self.paid_requests.items()
+            if n > 1
+        ]
+        for key, amount in sorted(self.brought.items()):
+            held, taken = self.holds.get(key, 0), self.reserved.get(key, 0)
+            name = "/".join(key)
+            if held + taken != amount:
+                out.append(
+                    Violation(
+                        "conservation",
+                        key[0],
+                        f"{name}: brought {amount}, holds {held} + taken {taken}",
+                    )
+                )
+            paid = self.paid_by.get(key, 0)
+            if paid > taken:
+                out.append(
+                    Violation(
+                        "overpaid",
+                        key[0],
+                        f"{name}: paid {paid} but only {taken} was reserved",
+                    )
+                )
+        return out
+
+
+def check(events: Iterable[ev.Event]) -> list[str]:
+    """Conservation checks on a log; an empty list means it holds."""
+    conservation = Conservation()
+    for event in events:
+        conservation.add(event)
+    return [v.text for v in conservation.violations()]
 
 
 def read_log(path: Path, invalid: list[str] | None = None) -> list[ev.Event]:

@@ -110,18 +110,37 @@ class Customer(FastHttpUser):
         if delay > 0:
             gevent.sleep(delay)  # the ask's scenario time
         sent = time.time()
+        if self._ask(ask, sent):
+            self._follow(ask, sent)
+
+    def _ask(self, ask: dict[str, Any], sent: float) -> bool:
+        """POST the ask; while the gateway is down or restarting (no connection, 5xx) send it
+        again — the idempotency key makes that safe — each retry a failed `retry` row."""
         body = {k: ask[k] for k in ("venue", "account", "asset", "amount")}
-        with self.client.post(
-            "/withdrawals",
-            json=body,
-            headers={"Idempotency-Key": ask["request_id"], **self._auth(ask)},
-            name="/withdrawals",
-            catch_response=True,
-        ) as reply:
-            if reply.status_code not in (200, 202):
-                reply.failure(f"{reply.status_code}: {reply.text[:200]}")
-                return
-        self._follow(ask, sent)
+        while True:
+            with self.client.post(
+                "/withdrawals",
+                json=body,
+                headers={"Idempotency-Key": ask["request_id"], **self._auth(ask)},
+                name="/withdrawals",
+                catch_response=True,
+            ) as reply:
+                if reply.status_code in (200, 202):
+                    return True
+                down = reply.status_code == 0 or reply.status_code >= 500
+                if not down or time.time() - sent > FOLLOW_S:
+                    reply.failure(f"{reply.status_code}: {(reply.text or '')[:200]}")
+                    return False
+                reply.success()  # not the ask's answer: reported as a retry below
+            self.environment.events.request.fire(
+                request_type="retry",
+                name="/withdrawals",
+                response_time=0,
+                response_length=0,
+                exception=ConnectionError(f"gateway answered {reply.status_code}; retrying"),
+                context={},
+            )
+            gevent.sleep(0.2)
 
     def _follow(self, ask: dict[str, Any], sent: float) -> None:
         """Long-poll the status until the venue answers (the gateway holds each GET up to

@@ -14,7 +14,7 @@ import secrets
 import shutil
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,14 +26,17 @@ from aiokafka import AIOKafkaProducer
 from bankrun import events as ev
 from bankrun import report, sim, summary, workload
 from bankrun.auth import bearer
+from bankrun.chaos import ChaosPlan
 from bankrun.runner import kafka, keep, overview
+from bankrun.runner.chaos import Chaos
 from bankrun.runner.locust import AskFile, LocustOptions, start_locust, wait_for_locust
 from bankrun.runner.processes import ManagedProcess, wait_until
 from bankrun.runner.prometheus import query
-from bankrun.runner.settle import Step, wait_until_drained
+from bankrun.runner.settle import Step, settled_counts, wait_until_drained, written
 from bankrun.runner.stack import Attached, Progress, Stack
 from bankrun.runner.steps import Steps, Unfolding, steps_for
-from bankrun.scenario import Scenario
+from bankrun.runner.watch import InvariantViolated, Watcher
+from bankrun.scenario import PanicLoad, Scenario
 from bankrun.topics import CATALOGUE, topic_of
 
 FEAR_FILE = report.FEAR_FILE
@@ -104,6 +107,9 @@ def run(
     status: Progress = lambda line: None,
     attach: Attached | None = None,
     asks_file: Path | None = None,
+    chaos: ChaosPlan | None = None,
+    watch: bool = True,
+    started_hook: Callable[[Stack], None] = lambda stack: None,
 ) -> RunResult:
     """Attached (`attach`), the stack and its Locust are someone else's: the runner publishes
     the genesis and the clock to `bootstrap`, writes the asks to `asks_file` for that Locust,
@@ -117,8 +123,18 @@ def run(
     stack = Stack(
         run_dir, run_id, bootstrap=bootstrap, speed=speed, progress=progress, attached=attach
     )
+    lockstep = isinstance(scenario.load, PanicLoad)  # steps settle; constant loads do not wait
+    watcher = Watcher(run_dir, run_id, confirm=not lockstep) if watch else None
+    if watcher is not None and not attach:
+        stack.extra_targets["runner"] = watcher.serve()
+    breaker: Chaos | None = None
     with stack:
         assert stack.bootstrap is not None
+        started_hook(stack)
+        if watcher is not None:
+            watcher.follow(stack.bootstrap)
+        if chaos is not None:
+            breaker = Chaos(chaos, stack, run_dir / "chaos.json", scenario.duration_hours)
         progress(
             f"genesis: {len(scenario.venues)} venues, "
             f"{sum(v.customers for v in scenario.venues)} customers"
@@ -165,7 +181,17 @@ def run(
             )
             watch = _Watch(stack, scenario, gateway, run_dir, status)
             lags = asyncio.run(
-                _clock(stack.bootstrap, scenario, t0, speed, sent, steps, step, watch.tick)
+                _clock(
+                    stack.bootstrap,
+                    scenario,
+                    t0,
+                    speed,
+                    sent,
+                    steps,
+                    step,
+                    watch.tick,
+                    _at_settled(stack, watcher, breaker, progress),
+                )
             )
             accepted = _wait_for_answers(gateway, scenario, step)
             asks.close()
@@ -179,6 +205,9 @@ def run(
                     f"the gateway accepted {accepted} of {asks.count} asked "
                     f"withdrawals; see locust_failures.csv"
                 )
+        except InvariantViolated as broken:  # stop at once, keep the log for the post-mortem
+            problems.append(f"{broken}; see invariant_violation.json")
+            progress(f"[red]{broken}[/]: stopping the run")
         except KeyboardInterrupt:  # keep what was recorded: stop the load, export the log
             interrupted = True
             problems.append("interrupted: the log ends where the run was stopped")
@@ -187,6 +216,8 @@ def run(
             gateway.close()
             if isinstance(steps, Unfolding):
                 steps.desk.save_fear(run_dir / FEAR_FILE)
+            if breaker is not None:
+                breaker.close()  # every restart done, every pause resumed
         for proc in swarm:
             proc.stop()
         stack.stop_services()
@@ -196,6 +227,8 @@ def run(
         market_prices = prometheus_market_prices(stack)
         progress("keeping the run's alerts and series from Prometheus")
         fired = _keep_prometheus(stack, started, alerts_at_end, run_dir)
+        if watcher is not None:
+            watcher.stop()
     meta = {
         "scenario": scenario.name,
         "mode": "run",
@@ -207,6 +240,8 @@ def run(
         "prometheus_buffer_dry": dry_scrapes,
         "prometheus_market_price": market_prices,
         "prometheus_alerts_fired": fired,
+        "invariants": watcher.status() if watcher is not None else None,
+        "chaos": breaker.summary() if breaker is not None else None,
     }
     shutil.rmtree(run_dir / "state", ignore_errors=True)
     if asks.path.parent != run_dir:  # attached: keep it, and clear the way for the next run
@@ -277,6 +312,7 @@ async def _clock(
     steps: Steps,
     step: Step,
     watch: Callable[[float], None] = lambda hours: None,
+    at_settled: Callable[[float, Counter[str]], Awaitable[None]] | None = None,
 ) -> dict[str, float]:
     """Publish every clock tick at its wall time, or as soon after as the load's steps allow;
     `sent` counts what went to each topic. Returns how late the ticks were (wall seconds)."""
@@ -289,6 +325,8 @@ async def _clock(
             if delay > 0:
                 await asyncio.sleep(delay)  # pacing the scenario clock, not synchronization
             await steps.before_tick(t, sent)
+            if at_settled is not None:
+                await at_settled(t / 3600, sent)
             lateness.append(max(0.0, time.time() - (t0 + t / speed)))
             for tick in workload.ticks_at(scenario, t) if t > 0 else ():
                 topic = topic_of(type(tick))
@@ -307,6 +345,30 @@ async def _clock(
         "p99": round(ordered[int(len(ordered) * 0.99)], 3),
         "last": round(lateness[-1], 3),
     }
+
+
+def _at_settled(
+    stack: Stack, watcher: Watcher | None, breaker: Chaos | None, progress: Progress
+) -> Callable[[float, Counter[str]], Awaitable[None]]:
+    """At each step's settled point (before its tick): the watcher checks the invariants on
+    everything written so far, then due chaos actions are applied."""
+
+    async def at(hours: float, sent: Counter[str]) -> None:
+        if watcher is None and not (breaker is not None and breaker.due(hours)):
+            return
+        counts = await asyncio.to_thread(settled_counts, stack, sent)
+        if watcher is not None:
+            await asyncio.to_thread(watcher.check, written(sent, counts), hours)
+        if breaker is not None and breaker.due(hours):
+            before = len(breaker.applied)
+            await breaker.apply_due(hours, sent)
+            await asyncio.to_thread(breaker.wait_restarted)
+            for entry in breaker.applied[before:]:
+                what = entry.get("service") or entry.get("topic") or entry.get("account", "")
+                done = entry.get("event") or entry["action"]
+                progress(f"chaos h {hours:.2f}: {done} {what} {entry.get('pid', '')}".rstrip())
+
+    return at
 
 
 class _Watch:

@@ -1,10 +1,12 @@
 """Has the stack settled? Every message written for a service has been handled by it.
 
-Counts, not offsets (Tansu's end offsets are not to be trusted): the runner knows what it sent
-to each topic; each service reports on /metrics what it produced and consumed per topic, and
-counts a message consumed only after it has sent what the message caused. So equal counts
-for every reader mean nothing is in flight: the consequences of the last input — landed cash,
-the queue drained, payouts settled, the gateway's read model updated — are all in the log.
+Counts and read positions, never end offsets (Tansu's are not to be trusted): the runner knows
+what it sent to each topic; each service reports on /metrics what it produced per topic and
+the next offset it will read per partition, set only after it has sent what the message
+caused (`bankrun.runner.tally` keeps both across restarts). So every reader past as many
+records as were written means nothing is in flight: the consequences of the last input —
+landed cash, the queue drained, payouts settled, the gateway's read model updated — are all
+in the log.
 """
 
 from __future__ import annotations
@@ -13,46 +15,32 @@ from collections import Counter
 from collections.abc import Callable
 
 import httpx
-from prometheus_client.parser import text_string_to_metric_families
 
 from bankrun.runner.processes import wait_until
 from bankrun.runner.stack import Stack
+from bankrun.runner.tally import Counts, Unreachable, read_metrics
 from bankrun.topics import CATALOGUE
 
-Counts = dict[tuple[str, str, str], float]  # (produced|consumed, service, topic) -> count
 Step = Callable[[str, float, float], None]  # (what, done, total)
 
 
 def message_counts(url: str, client: httpx.Client | None = None) -> Counts:
-    """(produced|consumed, service, topic) -> count, from a service's /metrics."""
-    counts: Counts = {}
-    text = (client or httpx).get(f"{url}/metrics", timeout=5).text
-    for family in text_string_to_metric_families(text):
-        if family.name not in ("bankrun_messages_produced", "bankrun_messages_consumed"):
-            continue
-        kind = family.name.rsplit("_", 1)[1]
-        for sample in family.samples:
-            if sample.name.endswith("_total"):
-                key = (kind, sample.labels["service"], sample.labels["topic"])
-                counts[key] = sample.value
-    return counts
+    """(produced|consumed, service, topic) -> count, from one process's /metrics."""
+    return read_metrics(url, client)[0]
 
 
-def stack_counts(stack: Stack, client: httpx.Client | None = None) -> Counts:
-    """The counts of every service process, replicas of one service added up."""
-    counts: Counts = {}
-    for _, url in stack.endpoints():
-        for key, n in message_counts(url, client).items():
-            counts[key] = counts.get(key, 0) + n
-    return counts
+def stack_counts(stack: Stack, client: httpx.Client | None = None) -> Counts | None:
+    """The counts of every service, across replicas and restarts (`Tally`); None while a
+    service does not answer (killed, restarting or paused), which is never settled."""
+    try:
+        return stack.tally.read(stack.endpoints(), client)
+    except Unreachable:
+        return None
 
 
 def in_flight(stack: Stack, runner_sent: Counter[str], counts: Counts) -> float:
     """Messages written to a topic and not yet consumed by each of its readers in the stack."""
-    produced = {topic: float(n) for topic, n in runner_sent.items()}
-    for (kind, _, topic), n in counts.items():
-        if kind == "produced":
-            produced[topic] = produced.get(topic, 0) + n
+    produced = written(runner_sent, counts)
     readers = {service for service, _ in stack.endpoints()}
     behind = 0.0
     for topic in CATALOGUE:
@@ -62,11 +50,36 @@ def in_flight(stack: Stack, runner_sent: Counter[str], counts: Counts) -> float:
     return behind
 
 
+def written(runner_sent: Counter[str], counts: Counts) -> dict[str, float]:
+    """Records written to each topic so far: by the runner and by every service."""
+    out = {topic: float(n) for topic, n in runner_sent.items()}
+    for (kind, _, topic), n in counts.items():
+        if kind == "produced":
+            out[topic] = out.get(topic, 0) + n
+    return out
+
+
+def settled_counts(stack: Stack, runner_sent: Counter[str], timeout: float = 120) -> Counts:
+    """Wait until nothing is in flight; the counts at that point."""
+    seen: dict[str, Counts] = {}
+
+    def settled() -> bool:
+        counts = stack_counts(stack)
+        if counts is None or in_flight(stack, runner_sent, counts) > 0:
+            return False
+        seen["counts"] = counts
+        return True
+
+    wait_until(settled, timeout, "the stack to settle", interval=0.02)
+    return seen["counts"]
+
+
 def wait_until_drained(
     stack: Stack, runner_sent: Counter[str], step: Step, timeout: float = 120
 ) -> None:
     def drained() -> bool:
-        behind = in_flight(stack, runner_sent, stack_counts(stack))
+        counts = stack_counts(stack)
+        behind = 1.0 if counts is None else in_flight(stack, runner_sent, counts)
         step("in flight", 0 if behind else 1, 1)
         return behind == 0
 

@@ -18,6 +18,7 @@ from bankrun.auth import SecretMissing, Tokens
 from bankrun.runner import kafka
 from bankrun.runner.processes import ManagedProcess, StartupError, free_port, http_ok, wait_until
 from bankrun.runner.prometheus import start_prometheus
+from bankrun.runner.tally import Tally
 from services.common.settings import ServiceSettings
 
 Progress = Callable[[str], None]
@@ -58,6 +59,9 @@ class Stack:
     #: stack's own), else a fresh one for this run; passed to the gateway and Locust by
     #: environment, never written down
     tokens: Tokens | None = None
+    tally: Tally = field(default_factory=Tally)  # message counts across restarts
+    #: more Prometheus jobs beside the services (the runner's invariant watcher): job -> host:port
+    extra_targets: dict[str, str] = field(default_factory=dict)
 
     @property
     def log_dir(self) -> Path:
@@ -122,6 +126,7 @@ class Stack:
         if self.prometheus:
             self.progress("starting Prometheus")
             targets = {s: self.urls[s].removeprefix("http://") for s in self.services}
+            targets.update(self.extra_targets)
             proc, self.urls["prometheus"] = start_prometheus(self.run_dir, targets, self.run_id)
             self.processes["prometheus"] = proc
         self._record_pids()

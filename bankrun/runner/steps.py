@@ -65,6 +65,8 @@ class Unfolding:
 
         def settled() -> bool:
             counts = stack_counts(self.stack, self.client)
+            if counts is None:
+                return False
             accepted = counts.get(("produced", "gateway", CUSTOMER_REQUESTS.name), 0)
             return accepted >= self.asks.count and in_flight(self.stack, sent, counts) == 0
 

@@ -6,6 +6,7 @@ A service module only says which topics it reads and what its handler decides.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -83,6 +84,23 @@ def create_app(service: str, settings: ServiceSettings) -> faust.App:
     async def _metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(), content_type="text/plain; version=0.0.4")
 
+    @app.page("/consumer")
+    async def _consumer(web: Any, request: Any) -> Any:
+        """What the consumer holds: assigned, paused, position and highwater per partition."""
+        inner = app.consumer._thread._ensure_consumer()
+        rows = {}
+        for tp in sorted(app.consumer.assignment()):
+            try:
+                position = inner._subscription.subscription.assignment.state_value(tp).position
+            except Exception:
+                position = None
+            rows[str(tp)] = {
+                "paused": tp in inner.paused(),
+                "position": position,
+                "highwater": inner.highwater(tp),
+            }
+        return web.json(rows)
+
     @app.page("/ready")
     async def _ready(web: Any, request: Any) -> Any:
         ready = app.tables.recovery.completed.is_set() and not app.rebalancing
@@ -130,8 +148,12 @@ def run_service(
     @app.agent(source, name=f"{service}-consume")
     async def consume(stream: Any) -> None:
         async for message in stream.events():
-            await handle_one(message.message)
-            metrics.CONSUMED.labels(service, message.message.topic).inc()
+            msg = message.message
+            await handle_one(msg)
+            metrics.CONSUMED.labels(service, msg.topic).inc()
+            metrics.CONSUMED_OFFSET.labels(service, msg.topic, str(msg.partition)).set(
+                msg.offset + 1
+            )
 
     belongs = {t.name: frozenset(t.type_names) for t in inputs}
 
@@ -176,19 +198,23 @@ async def _read_changelog_tail(
     """
     topic = table.changelog_topic.get_topic_name()
     marker = f"__end__/{uuid.uuid4()}".encode()
+    log.info("changelog %s[%s]: writing an end marker", topic, partition)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await producer.start()
+    await asyncio.wait_for(producer.start(), timeout)
     try:
-        await producer.send_and_wait(topic, None, key=marker, partition=partition)
+        await asyncio.wait_for(
+            producer.send_and_wait(topic, None, key=marker, partition=partition), timeout
+        )
     finally:
         await producer.stop()
+    log.info("changelog %s[%s]: reading up to the end marker", topic, partition)
     consumer = log_reader(bootstrap)
-    await consumer.start()
+    await asyncio.wait_for(consumer.start(), timeout)
     found = 0
     try:
         tp = TopicPartition(topic, partition)
         consumer.assign([tp])
-        await consumer.seek_to_beginning(tp)
+        await asyncio.wait_for(consumer.seek_to_beginning(tp), timeout)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             batch = await consumer.getmany(tp, timeout_ms=200)

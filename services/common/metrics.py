@@ -152,6 +152,12 @@ CONSUMED = Counter(
     "Messages a service took off a topic, whatever became of them",
     ["service", "topic"],
 )
+CONSUMED_OFFSET = Gauge(
+    "bankrun_consumed_offset",
+    "Next offset a service will read in a topic partition (last handled + 1). Unlike the "
+    "counters it survives a restart: offsets belong to the log, not to the process",
+    ["service", "topic", "partition"],
+)
 MARKET_PRICE = Gauge("bankrun_market_price", "Last trade price, quote minor units", ["market"])
 MARKET_DRAWDOWN = Gauge(
     "bankrun_market_drawdown",

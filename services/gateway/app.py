@@ -120,6 +120,9 @@ async def _follow(consumer: AIOKafkaConsumer) -> None:
         for records in batches.values():
             for record in records:
                 metrics.CONSUMED.labels("gateway", record.topic).inc()
+                metrics.CONSUMED_OFFSET.labels("gateway", record.topic, str(record.partition)).set(
+                    record.offset + 1
+                )
                 if not record.value:
                     continue  # a null or empty message: nothing to fold
                 if record.topic == MARKET_DATA.name and b'"book.snapshot"' not in record.value:

@@ -1,0 +1,228 @@
+"""Applying a chaos plan to a running stack, and recording what was done (`chaos.json`).
+
+The run's clock calls `apply_due` at a settled point of each step (every ask handled, nothing
+in flight) — so a killed process's counters, read just before the SIGKILL, are exactly what
+it produced, and the run's lockstep survives it (`bankrun.runner.tally`). What the kill still
+hits: offsets faust has not committed yet, which the restarted worker reads again. Restarts
+and resumes run on timers, in wall seconds, while the clock waits for the stack to settle:
+a killed or paused service never answers /metrics, so the step cannot pass before it is back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from bankrun.chaos import ChaosPlan, Duplicate, Forge, Kill, Pause
+from bankrun.runner import kafka
+from bankrun.runner.processes import ManagedProcess, StartupError, http_ok, wait_until
+from bankrun.runner.stack import Stack
+from bankrun.topics import BALANCES, BY_NAME
+
+READY_S = 300.0  # a restarted service not ready by then is a broken restart (ftx-2022: custody
+# recovers ~20k journal records; faust read ~35 records/s here under load: 120 s was too short)
+
+
+class ChaosError(RuntimeError):
+    """An action that cannot be applied to this stack (e.g. an attached one)."""
+
+
+@dataclass
+class Chaos:
+    plan: ChaosPlan
+    stack: Stack
+    path: Path  # chaos.json
+    duration_hours: float
+    applied: list[dict[str, Any]] = field(default_factory=list)
+    _pending: list[Any] = field(default_factory=list)
+    _timers: dict[str, threading.Thread] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _failed: dict[str, str] = field(default_factory=dict)  # service -> why its restart failed
+
+    def __post_init__(self) -> None:
+        if self.stack.attached:
+            raise ChaosError("--chaos needs the embedded stack: it only breaks what it started")
+        self._pending = self.plan.concrete(self.duration_hours)
+        self._write()
+
+    def due(self, hours: float) -> bool:
+        return bool(self._pending) and self._pending[0].at_hours <= hours
+
+    async def apply_due(self, hours: float, sent: Counter[str]) -> None:
+        """Apply every action due by scenario hour `hours` (the stack is settled)."""
+        while self.due(hours):
+            action = self._pending.pop(0)
+            match action:
+                case Kill():
+                    await asyncio.to_thread(self._kill, action, hours)
+                case Pause():
+                    await asyncio.to_thread(self._pause, action, hours)
+                case Duplicate():
+                    await self._duplicate(action, hours, sent)
+                case Forge():
+                    await self._forge(action, hours, sent)
+
+    def wait_restarted(self) -> None:
+        """Block until every killed service is back and ready (recovered, not rebalancing).
+
+        The clock must not go on before: a faust worker handed a new record while it is still
+        recovering its partitions was seen to drop it (its position moved past the record,
+        its handler never saw it), and the run then waits for an answer that never comes."""
+        for service, thread in list(self._timers.items()):
+            if thread.name.startswith("chaos-restart"):
+                thread.join()
+                self._timers.pop(service, None)
+        if self._failed:
+            raise StartupError(
+                "a restarted service did not come back: "
+                + "; ".join(f"{s}: {why}" for s, why in sorted(self._failed.items()))
+            )
+        for service in self.stack.services:
+            wait_until(
+                http_ok(f"{self.stack.urls[service]}/ready"), READY_S, f"{service} to be ready"
+            )
+
+    def close(self) -> None:
+        """Wait for pending restarts and resumes, so the stack is whole when it is stopped."""
+        for thread in list(self._timers.values()):
+            thread.join()
+        self._write()
+
+    def kills(self) -> Counter[str]:
+        return Counter(a["service"] for a in self.applied if a.get("signal") == "SIGKILL")
+
+    # -- actions ------------------------------------------------------------------------
+
+    def _kill(self, action: Kill, hours: float) -> None:
+        self._settle_timer(action.service)
+        old = self.stack.processes[action.service]
+        url = self.stack.urls[action.service]
+        self.stack.tally.retire(action.service, url)
+        pid = old.pid
+        os.killpg(pid, signal.SIGKILL)
+        old.stop()  # reaps it and closes its log
+        self._record(action, hours, pid=pid, signal="SIGKILL", down_s=action.down_s)
+
+        def restart() -> None:
+            time.sleep(action.down_s)  # the outage itself, not synchronization
+            proc = ManagedProcess(old.name, old.argv, old.log_path, env=old.env).start()
+            self.stack.adopt(action.service, proc)
+            started = time.time()
+            try:
+                proc.wait_ready(http_ok(f"{url}/ready"), READY_S)
+            except StartupError as slow:  # reported by wait_restarted, in the clock's thread
+                self._failed[action.service] = str(slow).splitlines()[0]
+                return
+            self._record(
+                action,
+                hours,
+                pid=proc.pid,
+                signal=None,
+                event="restarted",
+                ready_after_s=round(time.time() - started, 2),
+            )
+
+        self._start_timer(f"restart-{action.service}", restart, action.service)
+
+    def _pause(self, action: Pause, hours: float) -> None:
+        self._settle_timer(action.service)
+        pid = self.stack.processes[action.service].pid
+        os.killpg(pid, signal.SIGSTOP)
+        self._record(action, hours, pid=pid, signal="SIGSTOP", for_s=action.for_s)
+
+        def resume() -> None:
+            time.sleep(action.for_s)  # the pause itself, not synchronization
+            os.killpg(pid, signal.SIGCONT)
+            self._record(action, hours, pid=pid, signal="SIGCONT", event="resumed")
+
+        self._start_timer(f"resume-{action.service}", resume, action.service)
+
+    async def _duplicate(self, action: Duplicate, hours: float, sent: Counter[str]) -> None:
+        records = (await kafka.read_topic(self.stack.bootstrap or "", BY_NAME[action.topic]))[
+            -action.records :
+        ]
+        if action.reverse:
+            records.reverse()
+        await self._send(action.topic, records, sent)
+        self._record(action, hours, records=len(records), reverse=action.reverse)
+
+    async def _forge(self, action: Forge, hours: float, sent: Counter[str]) -> None:
+        snapshots = await kafka.read_topic(self.stack.bootstrap or "", BALANCES)
+        if not snapshots:
+            raise ChaosError("forge: no balance to forge yet")
+        record = snapshots[-1]
+        value = dict(record["value"])
+        value["available"] += action.amount
+        value["event_id"] = str(uuid.uuid4())
+        await self._send(BALANCES.name, [{**record, "value": value}], sent)
+        self._record(action, hours, account=f"{value['venue']}/{value['account']}")
+
+    # -- plumbing -----------------------------------------------------------------------
+
+    async def _send(self, topic: str, records: list[dict[str, Any]], sent: Counter[str]) -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=self.stack.bootstrap, linger_ms=1)
+        await producer.start()
+        try:
+            for record in records:
+                value = record["value"]
+                raw = json.dumps(value).encode() if not isinstance(value, str) else value.encode()
+                key = record["key"].encode() if record["key"] is not None else None
+                await producer.send_and_wait(topic, raw, key=key, partition=record["partition"])
+                sent[topic] += 1
+        finally:
+            await producer.stop()
+
+    def _start_timer(self, name: str, work: Any, service: str) -> None:
+        thread = threading.Thread(target=work, name=f"chaos-{name}", daemon=True)
+        self._timers[service] = thread
+        thread.start()
+
+    def _settle_timer(self, service: str) -> None:
+        """One outage at a time per service: wait for the last one to end."""
+        thread = self._timers.pop(service, None)
+        if thread is not None:
+            thread.join()
+            wait_until(
+                http_ok(f"{self.stack.urls[service]}/ready"), READY_S, f"{service} to be ready"
+            )
+
+    def _record(self, action: Any, hours: float, **what: Any) -> None:
+        entry = {
+            "action": action.do,
+            **({"service": action.service} if hasattr(action, "service") else {}),
+            **({"topic": action.topic} if hasattr(action, "topic") else {}),
+            "planned_hours": action.at_hours,
+            "scenario_hours": round(hours, 4),
+            "wall": round(time.time(), 3),
+            **what,
+        }
+        with self._lock:
+            self.applied.append(entry)
+            self._write()
+
+    def _write(self) -> None:
+        body = {
+            "plan": self.plan.model_dump(mode="json"),
+            "pending": [a.model_dump(mode="json") for a in self._pending],
+            "applied": self.applied,
+        }
+        self.path.write_text(json.dumps(body, indent=2))
+
+    def summary(self) -> dict[str, Any]:
+        counts = Counter(a["action"] for a in self.applied if a.get("event") is None)
+        return {
+            "actions": dict(counts),
+            "kills": dict(self.kills()),
+            "restarts": sum(1 for a in self.applied if a.get("event") == "restarted"),
+        }
