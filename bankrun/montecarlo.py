@@ -69,8 +69,12 @@ def variations(scenario: Scenario, seeds: int) -> list[Scenario]:
 def outcome(scenario: Scenario) -> Outcome:
     """Simulate one variation and keep what the bands need (not the log)."""
     started = time.perf_counter()
-    bus = sim.simulate(scenario)
-    rows = summary.summarize(bus.log, {})["venues"]
+    with sim.no_cycle_collection():  # until the log is dropped: see there
+        bus = sim.simulate(scenario)
+        rows = summary.summarize(bus.log, {})["venues"]
+        fear = bus.desk.fear if bus.desk is not None else {}
+        curves = _curves(bus.log, grid(scenario), fear)
+        del bus
     venues = {
         name: {
             "dry_at_hours": row["dry_at_hours"],
@@ -86,8 +90,6 @@ def outcome(scenario: Scenario) -> Outcome:
         }
         for name, row in rows.items()
     }
-    fear = bus.desk.fear if bus.desk is not None else {}
-    curves = _curves(bus.log, grid(scenario), fear)
     return Outcome(scenario.seed, round(time.perf_counter() - started, 3), venues, curves)
 
 

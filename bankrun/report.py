@@ -39,6 +39,9 @@ class VenueSeries:
     )
 
 
+_FLOWS: dict[type[ev.Event], str] = {ev.WithdrawalRequested: "requested", ev.WithdrawalPaid: "paid"}
+
+
 def series(log: list[ev.Event]) -> tuple[dict[str, VenueSeries], dict[str, list[tuple]]]:
     """Per venue: snapshots and cumulative requested/paid; per market: (hour, price)."""
     venues: dict[str, VenueSeries] = {}
@@ -59,7 +62,7 @@ def series(log: list[ev.Event]) -> tuple[dict[str, VenueSeries], dict[str, list[
             v.liabilities.append(event.liabilities)
             v.waiting.append(event.waiting)
             v.deposits_out.append(event.claims.get("deposit", 0))
-        flow = {ev.WithdrawalRequested: "requested", ev.WithdrawalPaid: "paid"}.get(type(event))
+        flow = _FLOWS.get(type(event))
         if flow is not None:
             key = (event.venue, flow)
             totals[key] = totals.get(key, 0) + event.amount  # type: ignore[attr-defined]

@@ -154,12 +154,14 @@ def _quantile(latencies: list[float], q: float) -> float | None:
 
 
 def unique(events: Iterable[ev.Event]) -> list[ev.Event]:
-    """Drop redelivered copies (same event id); the log is at-least-once."""
-    seen: set[Any] = set()
+    """Drop redelivered copies (same event id); the log is at-least-once. Ids are compared
+    as their integers: hashing a `UUID` runs Python code, an int's does not."""
+    seen: set[int] = set()
     out = []
     for event in events:
-        if event.event_id not in seen:
-            seen.add(event.event_id)
+        key = event.event_id.int
+        if key not in seen:
+            seen.add(key)
             out.append(event)
     return out
 
