@@ -44,16 +44,19 @@ class InProcessBus:
     desk: PanicDesk | None = None  # a panic's customers, after the run
 
     def publish(self, event: ev.Event) -> None:
+        """Deliver `event` and everything it causes, breadth first. Journals are keyed by the
+        events' ids as ints: nothing here reads them back as text."""
         queue = deque([event])
+        log, services = self.log, self.services
         while queue:
             current = queue.popleft()
-            self.log.append(current)
+            log.append(current)
             for name in topic_of(type(current)).readers:
-                if name not in self.services:
+                if name not in services:
                     continue
-                journal, handle = self.services[name]
+                journal, handle = services[name]
                 effects, _ = journal.commit(
-                    str(current.event_id), lambda h=handle, e=current, j=journal: h(e, j.get)
+                    current.event_id.int, lambda h=handle, e=current, j=journal: h(e, j.get)
                 )
                 queue.extend(o.event or ev.decode(o.value) for o in effects.outputs)
 

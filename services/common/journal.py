@@ -138,7 +138,7 @@ class Partition:
 
     def __init__(
         self,
-        records: MutableMapping[str, Any],
+        records: MutableMapping[Any, Any],
         number: int = 0,
         restore: Restore | None = None,
         durable: bool = True,
@@ -172,8 +172,9 @@ class Partition:
         value = self.state.get(key)
         return default if value is None else value
 
-    def commit(self, event_id: str, decide: Callable[[], Effects]) -> tuple[Effects, bool]:
-        """Apply what `decide()` returns, once per `event_id`.
+    def commit(self, event_id: str | int, decide: Callable[[], Effects]) -> tuple[Effects, bool]:
+        """Apply what `decide()` returns, once per `event_id` (its text in a Table, which
+        keeps str keys; an in-memory bus may use the UUID's int).
 
         Returns what to emit and whether the event was new; for a duplicate, `decide` does not
         run and the recorded outputs come back. A decision to do nothing is recorded too: decided
