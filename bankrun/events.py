@@ -96,14 +96,13 @@ class Event(BaseModel):
         """An event of type `cls` caused by this one, at the same scenario time, with a
         replay-stable id (give a `label` when one cause has several effects of a type)."""
         tag = type_of(cls) + (f"/{label}" if label else "")
-        return cls(
-            event_id=derived_id(self.event_id, tag),
-            venue=fields.pop("venue", self.venue),
-            scenario_time=fields.pop("scenario_time", self.scenario_time),
-            correlation_id=self.correlation_id or self.event_id,
-            causation_id=self.event_id,
-            **fields,
-        )
+        fields.setdefault("venue", self.venue)
+        fields.setdefault("scenario_time", self.scenario_time)
+        fields["event_id"] = derived_id(self.event_id, tag)
+        fields["correlation_id"] = self.correlation_id or self.event_id
+        fields["causation_id"] = self.event_id
+        # validated as `cls(**fields)` would, without BaseModel.__init__'s frame around it
+        return cls.__pydantic_validator__.validate_python(fields)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

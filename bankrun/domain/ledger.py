@@ -9,6 +9,7 @@ is the caller's job, which is how one core serves faust Tables and in-memory sim
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -51,8 +52,9 @@ class LedgerAccount:
     name: str
     asset: str
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """Made once per account: every line of every posting is applied by it."""
         return f"{self.venue}|{self.kind.value}|{self.name}|{self.asset}"
 
     @classmethod
@@ -65,10 +67,14 @@ class LedgerAccount:
         return self.kind in (AccountKind.CUSTOMER, AccountKind.PENDING)
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def customer(venue: str, account: str, asset: str) -> LedgerAccount:
+    """Remembered (accounts are values): a customer's account is named on each of its
+    requests, postings and balance reports, and its key is then made only once."""
     return LedgerAccount(venue, AccountKind.CUSTOMER, account, asset)
 
 
+@functools.lru_cache(maxsize=1 << 10)
 def pending(venue: str, asset: str) -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.PENDING, "withdrawals", asset)
 

@@ -100,17 +100,18 @@ class View:
     def __init__(self, effects: Effects, lookup: Callable[[str], Any]):
         self.effects = effects
         self.lookup = lookup
+        self._sets, self._increments = effects.sets, effects.increments  # read on every get
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key in self.effects.sets:
-            return self.effects.sets[key]
+        if key in self._sets:
+            return self._sets[key]
         base = self.lookup(key)
-        if key in self.effects.increments:
-            return (base or 0) + self.effects.increments[key]
+        if key in self._increments:
+            return (base or 0) + self._increments[key]
         return default if base is None else base
 
     def set(self, key: str, value: Any) -> None:
-        self.effects.sets[key] = value
+        self._sets[key] = value
 
 
 Dispatch = dict[type, Callable[[Any, View, Effects], None]]
