@@ -42,6 +42,8 @@ class InProcessBus:
     )
     log: list[ev.Event] = field(default_factory=list)
     desk: PanicDesk | None = None  # a panic's customers, after the run
+    #: if given, takes the log a batch at a time (`hand_over`), and the log keeps none of it
+    watch: Callable[[list[ev.Event]], None] | None = None
 
     def publish(self, event: ev.Event) -> None:
         """Deliver `event` and everything it causes, breadth first. Journals are keyed by the
@@ -59,6 +61,14 @@ class InProcessBus:
                     current.event_id.int, lambda h=handle, e=current, j=journal: h(e, j.get)
                 )
                 queue.extend(o.event or ev.decode(o.value) for o in effects.outputs)
+
+    def hand_over(self) -> int:
+        """Give what the log holds to `watch` and empty it; how many events left the log."""
+        if self.watch is None or not self.log:
+            return 0
+        self.watch(self.log)
+        count, self.log = len(self.log), []
+        return count
 
     def ledger_balances(self) -> dict[str, int]:
         state = self.services["custody"][0].state
@@ -94,14 +104,19 @@ def no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
-def simulate(scenario: Scenario) -> InProcessBus:
-    bus = InProcessBus()
+def simulate(
+    scenario: Scenario, watch: Callable[[list[ev.Event]], None] | None = None
+) -> InProcessBus:
+    """The whole run, its log kept on the bus — or, given `watch`, handed to it as the run
+    goes (a Monte Carlo seed tallies each event while it is fresh and keeps no log)."""
+    bus = InProcessBus(watch=watch)
     with no_cycle_collection():
         if isinstance(scenario.load, PanicLoad):
             _panic(bus, scenario, scenario.load)
         else:
             for event in timeline(scenario):
                 bus.publish(event)
+                bus.hand_over()
     problems = ledger.invariant_violations(bus.ledger_balances())
     if problems:
         raise AssertionError(f"ledger invariants broken in sim: {problems}")
@@ -142,5 +157,7 @@ def _panic(bus: InProcessBus, scenario: Scenario, load: PanicLoad) -> None:
         for tick in workload.ticks_at(scenario, t) if t > 0 else ():
             bus.publish(tick)
         desk.see(t / workload.HOUR, **reader.read(bus.log))
+        reader.cursor -= bus.hand_over()  # what was read may go
         for request in desk.decide(t):
             bus.publish(workload.request_event(request))
+    bus.hand_over()
