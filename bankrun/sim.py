@@ -7,6 +7,7 @@ a seed, and fast enough for sweeps.
 
 from __future__ import annotations
 
+import functools
 import gc
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -58,7 +59,7 @@ class InProcessBus:
                     continue
                 journal, handle = services[name]
                 effects, _ = journal.commit(
-                    current.event_id.int, lambda h=handle, e=current, j=journal: h(e, j.get)
+                    current.event_id.int, functools.partial(handle, current, journal.get)
                 )
                 queue.extend(o.event or ev.decode(o.value) for o in effects.outputs)
 

@@ -62,39 +62,47 @@ class LedgerAccount:
         venue, kind, name, asset = key.split("|")
         return cls(venue, AccountKind(kind), name, asset)
 
-    @property
+    @functools.cached_property
     def is_liability(self) -> bool:
         return self.kind in (AccountKind.CUSTOMER, AccountKind.PENDING)
 
 
+#: Accounts are values, remembered by the functions below that name them: every posting names
+#: two or more, so each is made (and its key computed) once instead of on every line.
+_remembered = functools.lru_cache(maxsize=1 << 10)
+
+
 @functools.lru_cache(maxsize=1 << 16)
 def customer(venue: str, account: str, asset: str) -> LedgerAccount:
-    """Remembered (accounts are values): a customer's account is named on each of its
-    requests, postings and balance reports, and its key is then made only once."""
     return LedgerAccount(venue, AccountKind.CUSTOMER, account, asset)
 
 
-@functools.lru_cache(maxsize=1 << 10)
+@_remembered
 def pending(venue: str, asset: str) -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.PENDING, "withdrawals", asset)
 
 
+@_remembered
 def wallet(venue: str, tier: Tier, asset: str) -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.WALLET, tier.value, asset)
 
 
+@_remembered
 def holding(venue: str, what: Holding, asset: str) -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.HOLDING, what.value, asset)
 
 
+@_remembered
 def transit(venue: str, asset: str) -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.TRANSIT, "to_hot", asset)
 
 
+@_remembered
 def equity(venue: str, asset: str, name: str = "losses") -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.EQUITY, name, asset)
 
 
+@_remembered
 def claim(venue: str, state: ClaimState | str, counterparty: str, asset: str) -> LedgerAccount:
     """The lender's account for what `counterparty` owes it, by the claim's state."""
     return LedgerAccount(
