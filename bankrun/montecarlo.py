@@ -69,12 +69,13 @@ def variations(scenario: Scenario, seeds: int) -> list[Scenario]:
 def outcome(scenario: Scenario) -> Outcome:
     """Simulate one variation and keep what the bands need (not the log)."""
     started = time.perf_counter()
-    totals, series = summary.Tally(), report.Series()
+    totals, series, dedupe = summary.Tally(), report.Series(), summary.Dedupe()
 
     def watch(events: list[ev.Event]) -> None:
         for event in events:
-            totals.add(event)
-            series.add(event)
+            if dedupe.first(event):
+                totals.add(event)
+                series.add(event)
 
     with sim.no_cycle_collection():  # until the sim's state is dropped: see there
         bus = sim.simulate(scenario, watch)

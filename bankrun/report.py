@@ -45,23 +45,21 @@ _FLOWS: dict[type[ev.Event], str] = {ev.WithdrawalRequested: "requested", ev.Wit
 def series(log: list[ev.Event]) -> tuple[dict[str, VenueSeries], dict[str, list[tuple]]]:
     """Per venue: snapshots and cumulative requested/paid; per market: (hour, price)."""
     built = Series()
-    for event in log:
+    for event in summaries.unique(log):
         built.add(event)
     return built.venues, built.prices
 
 
 class Series:
-    """The series, an event at a time (duplicates dropped): over a log, or as a sim goes."""
+    """The series, an event at a time: over a log, or as a sim goes. `add` counts what it is
+    given: drop redelivered copies first (`summaries.Dedupe`)."""
 
     def __init__(self) -> None:
         self.venues: dict[str, VenueSeries] = {}
         self.prices: dict[str, list[tuple[float, float]]] = {}
         self._totals: dict[tuple[str, str], int] = {}
-        self._dedupe = summaries.Dedupe()
 
     def add(self, event: ev.Event) -> None:
-        if not self._dedupe.first(event):
-            return
         hours = event.scenario_time / HOUR
         if isinstance(event, ev.BookSnapshot):
             self.prices.setdefault(event.market, []).append((hours, event.last))

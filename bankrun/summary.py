@@ -186,17 +186,17 @@ def tally(events: Iterable[ev.Event]) -> tuple[dict[str, VenueTally], dict[str, 
 
 class Tally:
     """The running totals, an event at a time: over a whole log, or as a sim goes, so that a
-    Monte Carlo seed keeps no log (each event is tallied while it is still in the cache)."""
+    Monte Carlo seed keeps no log (each event is tallied while it is still in the cache).
+    `add` counts what it is given: drop redelivered copies first (`Dedupe`)."""
 
     def __init__(self) -> None:
         self.venues: dict[str, VenueTally] = {}
         self.markets: dict[str, MarketTally] = {}
-        self._dedupe = Dedupe()
 
     @classmethod
     def over(cls, events: Iterable[ev.Event]) -> Tally:
         totals = cls()
-        for event in events:
+        for event in unique(events):
             totals.add(event)
         return totals
 
@@ -209,8 +209,6 @@ class Tally:
         }
 
     def add(self, event: ev.Event) -> None:
-        if not self._dedupe.first(event):
-            return
         markets = self.markets
         match event:
             case ev.BookSnapshot():
