@@ -39,12 +39,27 @@ _NAMESPACE = uuid.UUID("6f1d1c2e-5b7a-4e44-9d1c-0b2a4b616e6b")
 _NAMESPACE_BYTES = _NAMESPACE.bytes
 
 
+_VERSION_5 = (~(0xC000 << 48) & ~(0xF000 << 64), (0x8000 << 48) | (5 << 76))
+
+
 def derived_id(cause: uuid.UUID, label: str) -> uuid.UUID:
     """The id of the event `label` caused by `cause`: the same on every replay. A name-based
     (version 5) UUID of the cause's bytes and the label — made on every event a handler
-    emits, so it skips uuid5's round trip through the cause's text."""
-    name = _NAMESPACE_BYTES + cause.bytes + label.encode()
-    return uuid.UUID(bytes=hashlib.sha1(name, usedforsecurity=False).digest()[:16], version=5)
+    emits, so it skips uuid5's round trip through the cause's text, and `UUID.__init__`'s
+    checks of an integer that is in range by construction."""
+    name = _NAMESPACE_BYTES + cause.int.to_bytes(16) + label.encode()
+    digest = hashlib.sha1(name, usedforsecurity=False).digest()
+    keep, variant_and_version = _VERSION_5
+    return _uuid((int.from_bytes(digest[:16]) & keep) | variant_and_version)
+
+
+def _uuid(value: int) -> uuid.UUID:
+    """`uuid.UUID(int=value)` for a value known to be a 128-bit int (UUID is immutable: its
+    two slots are set the way its own `__init__` sets them)."""
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
 
 
 def idempotent_id(kind: str, venue: str, key: str) -> uuid.UUID:
@@ -81,14 +96,13 @@ class Event(BaseModel):
         """An event of type `cls` caused by this one, at the same scenario time, with a
         replay-stable id (give a `label` when one cause has several effects of a type)."""
         tag = type_of(cls) + (f"/{label}" if label else "")
-        return cls(
-            event_id=derived_id(self.event_id, tag),
-            venue=fields.pop("venue", self.venue),
-            scenario_time=fields.pop("scenario_time", self.scenario_time),
-            correlation_id=self.correlation_id or self.event_id,
-            causation_id=self.event_id,
-            **fields,
-        )
+        fields.setdefault("venue", self.venue)
+        fields.setdefault("scenario_time", self.scenario_time)
+        fields["event_id"] = derived_id(self.event_id, tag)
+        fields["correlation_id"] = self.correlation_id or self.event_id
+        fields["causation_id"] = self.event_id
+        # validated as `cls(**fields)` would, without BaseModel.__init__'s frame around it
+        return cls.__pydantic_validator__.validate_python(fields)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()

@@ -69,8 +69,20 @@ def variations(scenario: Scenario, seeds: int) -> list[Scenario]:
 def outcome(scenario: Scenario) -> Outcome:
     """Simulate one variation and keep what the bands need (not the log)."""
     started = time.perf_counter()
-    bus = sim.simulate(scenario)
-    rows = summary.summarize(bus.log, {})["venues"]
+    totals, series, dedupe = summary.Tally(), report.Series(), summary.Dedupe()
+
+    def watch(events: list[ev.Event]) -> None:
+        for event in events:
+            if dedupe.first(event):
+                totals.add(event)
+                series.add(event)
+
+    with sim.no_cycle_collection():  # until the sim's state is dropped: see there
+        bus = sim.simulate(scenario, watch)
+        fear = bus.desk.fear if bus.desk is not None else {}
+        del bus
+    rows = totals.summary({})["venues"]
+    curves = _curves(series.venues, grid(scenario), fear)
     venues = {
         name: {
             "dry_at_hours": row["dry_at_hours"],
@@ -86,8 +98,6 @@ def outcome(scenario: Scenario) -> Outcome:
         }
         for name, row in rows.items()
     }
-    fear = bus.desk.fear if bus.desk is not None else {}
-    curves = _curves(bus.log, grid(scenario), fear)
     return Outcome(scenario.seed, round(time.perf_counter() - started, 3), venues, curves)
 
 
@@ -97,12 +107,13 @@ def grid(scenario: Scenario) -> list[float]:
 
 
 def _curves(
-    log: list[ev.Event], hours: list[float], fear: dict[str, list[tuple[float, float]]]
+    venues: dict[str, report.VenueSeries],
+    hours: list[float],
+    fear: dict[str, list[tuple[float, float]]],
 ) -> dict[str, dict[str, list[float]]]:
     """Each venue's cash (hot + warm) and cumulative pay-out from the report's series, as
     shares of its first liabilities, both as the step at each grid hour opens: the snapshot
     taken at the tick, and what was paid before it."""
-    venues, _ = report.series(log)
     out: dict[str, dict[str, list[float]]] = {}
     for name, v in venues.items():
         if not v.hours:

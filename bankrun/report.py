@@ -40,19 +40,34 @@ class VenueSeries:
     )
 
 
+_FLOWS: dict[type[ev.Event], str] = {ev.WithdrawalRequested: "requested", ev.WithdrawalPaid: "paid"}
+
+
 def series(log: list[ev.Event]) -> tuple[dict[str, VenueSeries], dict[str, list[tuple]]]:
     """Per venue: snapshots and cumulative requested/paid; per market: (hour, price)."""
-    venues: dict[str, VenueSeries] = {}
-    prices: dict[str, list[tuple[float, float]]] = {}
-    totals: dict[tuple[str, str], int] = {}
+    built = Series()
     for event in summaries.unique(log):
+        built.add(event)
+    return built.venues, built.prices
+
+
+class Series:
+    """The series, an event at a time: over a log, or as a sim goes. `add` counts what it is
+    given: drop redelivered copies first (`summaries.Dedupe`)."""
+
+    def __init__(self) -> None:
+        self.venues: dict[str, VenueSeries] = {}
+        self.prices: dict[str, list[tuple[float, float]]] = {}
+        self._totals: dict[tuple[str, str], int] = {}
+
+    def add(self, event: ev.Event) -> None:
         hours = event.scenario_time / HOUR
         if isinstance(event, ev.BookSnapshot):
-            prices.setdefault(event.market, []).append((hours, event.last))
-            continue
+            self.prices.setdefault(event.market, []).append((hours, event.last))
+            return
         if event.venue == ev.MARKET_VENUE:
-            continue
-        v = venues.setdefault(event.venue, VenueSeries())
+            return
+        v = self.venues.setdefault(event.venue, VenueSeries())
         if isinstance(event, ev.ReserveSnapshot):
             v.hours.append(hours)
             for tier, values in v.tiers.items():
@@ -60,12 +75,11 @@ def series(log: list[ev.Event]) -> tuple[dict[str, VenueSeries], dict[str, list[
             v.liabilities.append(event.liabilities)
             v.waiting.append(event.waiting)
             v.deposits_out.append(event.claims.get("deposit", 0))
-        flow = {ev.WithdrawalRequested: "requested", ev.WithdrawalPaid: "paid"}.get(type(event))
+        flow = _FLOWS.get(type(event))
         if flow is not None:
             key = (event.venue, flow)
-            totals[key] = totals.get(key, 0) + event.amount  # type: ignore[attr-defined]
-            v.flows[flow].append((hours, totals[key]))
-    return venues, prices
+            total = self._totals[key] = self._totals.get(key, 0) + event.amount  # type: ignore[attr-defined]
+            v.flows[flow].append((hours, total))
 
 
 def who_got_paid(t: summaries.VenueTally, duration_hours: float) -> dict[str, list[dict]]:

@@ -176,44 +176,75 @@ def _quantile(latencies: list[float], q: float) -> float | None:
     return round(statistics.quantiles(hours, n=100, method="inclusive")[round(q * 100) - 1], 6)
 
 
+class Dedupe:
+    """Whether an event is the first copy of its id (the log is at-least-once). Ids are
+    compared as their integers: hashing a `UUID` runs Python code, an int's does not."""
+
+    def __init__(self) -> None:
+        self._seen: set[int] = set()
+
+    def first(self, event: ev.Event) -> bool:
+        key = event.event_id.int
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        return True
+
+
 def unique(events: Iterable[ev.Event]) -> list[ev.Event]:
-    """Drop redelivered copies (same event id); the log is at-least-once."""
-    seen: set[Any] = set()
-    out = []
-    for event in events:
-        if event.event_id not in seen:
-            seen.add(event.event_id)
-            out.append(event)
-    return out
+    """Drop redelivered copies (same event id)."""
+    dedupe = Dedupe()
+    return [event for event in events if dedupe.first(event)]
 
 
 def summarize(events: Iterable[ev.Event], meta: dict[str, Any]) -> dict[str, Any]:
-    tallies, markets = tally(events)
-    venues = {name: t.row(name) for name, t in sorted(tallies.items()) if name != "unknown"}
-    return {
-        **meta,
-        "venues": venues,
-        "markets": {name: m.row() for name, m in sorted(markets.items())},
-    }
+    return Tally.over(events).summary(meta)
 
 
 def tally(events: Iterable[ev.Event]) -> tuple[dict[str, VenueTally], dict[str, MarketTally]]:
     """Each venue's and market's running totals over the log (duplicates dropped)."""
-    tallies: dict[str, VenueTally] = {}
-    markets: dict[str, MarketTally] = {}
-    for event in unique(events):
+    totals = Tally.over(events)
+    return totals.venues, totals.markets
+
+
+class Tally:
+    """The running totals, an event at a time: over a whole log, or as a sim goes, so that a
+    Monte Carlo seed keeps no log (each event is tallied while it is still in the cache).
+    `add` counts what it is given: drop redelivered copies first (`Dedupe`)."""
+
+    def __init__(self) -> None:
+        self.venues: dict[str, VenueTally] = {}
+        self.markets: dict[str, MarketTally] = {}
+
+    @classmethod
+    def over(cls, events: Iterable[ev.Event]) -> Tally:
+        totals = cls()
+        for event in unique(events):
+            totals.add(event)
+        return totals
+
+    def summary(self, meta: dict[str, Any]) -> dict[str, Any]:
+        venues = {n: t.row(n) for n, t in sorted(self.venues.items()) if n != "unknown"}
+        return {
+            **meta,
+            "venues": venues,
+            "markets": {name: m.row() for name, m in sorted(self.markets.items())},
+        }
+
+    def add(self, event: ev.Event) -> None:
+        markets = self.markets
         match event:
             case ev.BookSnapshot():
                 markets.setdefault(event.market, MarketTally()).see(event.last, event.scenario_time)
-                continue
+                return
             case ev.TradeExecuted():
                 m = markets.setdefault(event.market, MarketTally())
                 m.volume += event.quantity
                 m.notional += event.notional
-                continue
+                return
         if event.venue == ev.MARKET_VENUE:
-            continue
-        t = tallies.setdefault(event.venue, VenueTally())
+            return
+        t = self.venues.setdefault(event.venue, VenueTally())
         match event:
             case ev.VenueOpened():
                 t.policy, t.asset = event.policy, event.assets[0]
@@ -261,7 +292,6 @@ def tally(events: Iterable[ev.Event]) -> tuple[dict[str, VenueTally], dict[str, 
                     t.claims_frozen_at = event.scenario_time
                 t.claims_frozen += event.frozen
                 t.claim_losses += event.loss
-    return tallies, markets
 
 
 def _operator_action(

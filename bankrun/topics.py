@@ -227,12 +227,15 @@ CATALOGUE: tuple[Topic, ...] = (
 BY_NAME = {t.name: t for t in CATALOGUE}
 
 
+_TOPIC_OF = {t: topic for topic in reversed(CATALOGUE) for t in topic.event_types}  # first wins
+
+
 def topic_of(event_type: type[ev.Event]) -> Topic:
-    """The one topic an event type is written to."""
-    for topic in CATALOGUE:
-        if event_type in topic.event_types:
-            return topic
-    raise KeyError(f"{event_type.__name__} is on no topic")
+    """The one topic an event type is written to (asked for every event a handler emits)."""
+    topic = _TOPIC_OF.get(event_type)
+    if topic is None:
+        raise KeyError(f"{event_type.__name__} is on no topic")
+    return topic
 
 
 def partition_of(key: str, partitions: int = PARTITIONS) -> int:

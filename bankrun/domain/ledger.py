@@ -9,6 +9,7 @@ is the caller's job, which is how one core serves faust Tables and in-memory sim
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -51,8 +52,9 @@ class LedgerAccount:
     name: str
     asset: str
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
+        """Made once per account: every line of every posting is applied by it."""
         return f"{self.venue}|{self.kind.value}|{self.name}|{self.asset}"
 
     @classmethod
@@ -60,35 +62,47 @@ class LedgerAccount:
         venue, kind, name, asset = key.split("|")
         return cls(venue, AccountKind(kind), name, asset)
 
-    @property
+    @functools.cached_property
     def is_liability(self) -> bool:
         return self.kind in (AccountKind.CUSTOMER, AccountKind.PENDING)
 
 
+#: Accounts are values, remembered by the functions below that name them: every posting names
+#: two or more, so each is made (and its key computed) once instead of on every line.
+_remembered = functools.lru_cache(maxsize=1 << 10)
+
+
+@functools.lru_cache(maxsize=1 << 16)
 def customer(venue: str, account: str, asset: str) -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.CUSTOMER, account, asset)
 
 
+@_remembered
 def pending(venue: str, asset: str) -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.PENDING, "withdrawals", asset)
 
 
+@_remembered
 def wallet(venue: str, tier: Tier, asset: str) -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.WALLET, tier.value, asset)
 
 
+@_remembered
 def holding(venue: str, what: Holding, asset: str) -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.HOLDING, what.value, asset)
 
 
+@_remembered
 def transit(venue: str, asset: str) -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.TRANSIT, "to_hot", asset)
 
 
+@_remembered
 def equity(venue: str, asset: str, name: str = "losses") -> LedgerAccount:
     return LedgerAccount(venue, AccountKind.EQUITY, name, asset)
 
 
+@_remembered
 def claim(venue: str, state: ClaimState | str, counterparty: str, asset: str) -> LedgerAccount:
     """The lender's account for what `counterparty` owes it, by the claim's state."""
     return LedgerAccount(

@@ -100,17 +100,18 @@ class View:
     def __init__(self, effects: Effects, lookup: Callable[[str], Any]):
         self.effects = effects
         self.lookup = lookup
+        self._sets, self._increments = effects.sets, effects.increments  # read on every get
 
     def get(self, key: str, default: Any = None) -> Any:
-        if key in self.effects.sets:
-            return self.effects.sets[key]
+        if key in self._sets:
+            return self._sets[key]
         base = self.lookup(key)
-        if key in self.effects.increments:
-            return (base or 0) + self.effects.increments[key]
+        if key in self._increments:
+            return (base or 0) + self._increments[key]
         return default if base is None else base
 
     def set(self, key: str, value: Any) -> None:
-        self.effects.sets[key] = value
+        self._sets[key] = value
 
 
 Dispatch = dict[type, Callable[[Any, View, Effects], None]]
@@ -138,7 +139,7 @@ class Partition:
 
     def __init__(
         self,
-        records: MutableMapping[str, Any],
+        records: MutableMapping[Any, Any],
         number: int = 0,
         restore: Restore | None = None,
         durable: bool = True,
@@ -172,8 +173,9 @@ class Partition:
         value = self.state.get(key)
         return default if value is None else value
 
-    def commit(self, event_id: str, decide: Callable[[], Effects]) -> tuple[Effects, bool]:
-        """Apply what `decide()` returns, once per `event_id`.
+    def commit(self, event_id: str | int, decide: Callable[[], Effects]) -> tuple[Effects, bool]:
+        """Apply what `decide()` returns, once per `event_id` (its text in a Table, which
+        keeps str keys; an in-memory bus may use the UUID's int).
 
         Returns what to emit and whether the event was new; for a duplicate, `decide` does not
         run and the recorded outputs come back. A decision to do nothing is recorded too: decided

@@ -10,6 +10,7 @@ Pure: reads the saga's state through a lookup, returns `Effects`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -66,7 +67,7 @@ class Saga:
     @property
     def gate(self) -> Gate | None:
         raw = self.config.get("gate")
-        return Gate.model_validate(raw) if raw else None
+        return _gate(frozenset(raw.items())) if raw else None
 
     @property
     def halted(self) -> bool:
@@ -228,6 +229,12 @@ class Saga:
             return True
         self.bump(key, w.amount)
         return False
+
+
+@functools.lru_cache(maxsize=256)
+def _gate(fields: frozenset[tuple[str, Any]]) -> Gate:
+    """A venue's gate, validated once: the saga asks for it on every request it reserves."""
+    return Gate.model_validate(dict(fields))
 
 
 def _venue_opened(event: ev.VenueOpened, state: View, effects: Effects) -> None:
