@@ -204,7 +204,7 @@ def _load_chaos(plan: str | None, spec: Scenario):  # type: ignore[no-untyped-de
     except InvalidPlan as bad:
         console.print(f"[red]{bad}[/]")
         raise typer.Exit(2) from None
-    late = chaos.check_against(spec.duration_hours)
+    late = chaos.check_against(spec.duration_hours, wall_paced=spec.load.model == "constant")
     if late:
         console.print(f"[red]{plan}: {'; '.join(late)}[/]")
         raise typer.Exit(2)
@@ -538,13 +538,16 @@ def report_command(
 @app.command()
 def soak(
     minutes: Annotated[float, typer.Option(min=0.5, max=24 * 60, help="wall minutes of load")] = 10,
-    scenario: Annotated[str, typer.Option(help="a steady scenario, name or path")] = "baseline",
+    scenario: Annotated[
+        str, typer.Option(help="a steady panic-load scenario, name or path")
+    ] = "slow-bleed",
     kill_every: Annotated[
         float, typer.Option(min=0.25, help="wall minutes between kills (services in turn)")
     ] = 2.0,
     speed: Annotated[
-        float | None, typer.Option(help="scenario seconds per wall second (default: scenario's)")
-    ] = None,
+        float | None,
+        typer.Option(help="scenario seconds per wall second (default: the scenario's)"),
+    ] = 5040,
     runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
 ) -> None:
     """Steady load for MINUTES with a service killed every KILL_EVERY minutes; samples the
@@ -557,6 +560,10 @@ def soak(
     base, _ = _load_scenario(scenario)
     spec = soaking.stretched(base, minutes, speed)
     plan = soaking.kill_plan(spec, minutes, kill_every)
+    refused = plan.check_against(spec.duration_hours, wall_paced=spec.load.model == "constant")
+    if refused:
+        console.print(f"[red]{scenario}: {'; '.join(refused)}[/]")
+        raise typer.Exit(2)
     sampler = soaking.Sampler()
     _terminate_as_interrupt()
     with _progress() as (bar, step, status):
