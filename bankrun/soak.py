@@ -44,8 +44,9 @@ MAX_HOURS = 24 * 90  # the scenario model's limit
 def stretched(scenario: Scenario, minutes: float, speed: float | None = None) -> Scenario:
     """The scenario lasting `minutes` of wall time at `speed` (default its own) — or, if that
     would pass the scenario limit (90 days), at the speed that fits the limit; headlines past
-    a shortened end are left out. Validated again. A panic load steps in lockstep: at a speed whose steps take longer to settle than
-    they last, the clock falls behind and the soak lasts longer than asked."""
+    a shortened end are left out. Validated again. A panic load steps in lockstep: at a speed
+    whose steps take longer to settle than they last, the clock falls behind and the soak
+    lasts longer than asked."""
     speed = min(speed or scenario.speed, MAX_HOURS * 3600 / (minutes * 60))
     hours = round(minutes * 60 * speed / 3600, 3)
     data = scenario.model_dump(mode="json") | {"duration_hours": hours, "speed": speed}
