@@ -32,7 +32,7 @@ def export_metrics(event: ev.Event, effects: Effects, journal: Partition) -> Non
         )
     metrics.SCENARIO_HOURS.labels(event.venue).set(event.scenario_time / 3600)
     for out in effects.outputs:
-        if out.topic != topics.CUSTODY_EVENTS.name:
+        if out.topic not in (topics.CUSTODY_EVENTS.name, topics.POR.name):
             continue
         produced = out.event or ev.decode(out.value)
         if isinstance(produced, ev.ReserveSnapshot):
