@@ -246,13 +246,6 @@ def lcr(pid: int) -> ts_b.Panel:
     return timeseries(pid, "liquidity coverage ratio (lcr policy)", RATIO, (expr, "{{venue}}"))
 
 
-def proof_of_reserves(pid: int) -> ts_b.Panel:
-    expr = f"max by (venue) ({sel('bankrun_por_solvency_ratio')})"
-    return timeseries(
-        pid, "proof of reserves: reserves that count / liabilities", RATIO, (expr, "{{venue}}")
-    )
-
-
 def mobilized(pid: int) -> ts_b.Panel:
     expr = dollars(f"sum by (source) (rate({sel('bankrun_mobilized_minor_units_total')}{RATE}))")
     return timeseries(
@@ -389,7 +382,6 @@ def venue() -> dict[str, Any]:
         lcr(14),
         liabilities(15),
         holdings(16),
-        proof_of_reserves(17),
         row(20, "raising liquidity"),
         mobilized(21),
         fire_sales(22),
