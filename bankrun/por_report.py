@@ -10,19 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from bankrun import events as ev
-from bankrun import summary as summaries
 from bankrun.scenario import Scenario, ScenarioError, parse
 
 HOUR = 3600.0
 VERIFIER = "por-verify.html"
-
-
-def attestations(log: list[ev.Event]) -> dict[str, list[ev.PorAttested]]:
-    out: dict[str, list[ev.PorAttested]] = {}
-    for event in summaries.unique(log):
-        if isinstance(event, ev.PorAttested):
-            out.setdefault(event.venue, []).append(event)
-    return out
 
 
 def figure(found: dict[str, list[ev.PorAttested]]) -> bytes:

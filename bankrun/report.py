@@ -136,7 +136,7 @@ def build(
         figures["prices"] = _price_figure(prices)
     if (run_dir / FEAR_FILE).exists():
         figures["fear"] = _fear_figure(json.loads((run_dir / FEAR_FILE).read_text()), result)
-    attested = por_report.attestations(log)
+    attested = {v: t.proofs for v, t in tallies.items() if t.proofs}
     proof_html = ""
     if attested:
         figures["proof-of-reserves"] = por_report.figure(attested)

@@ -126,9 +126,6 @@ def simulate(
     return bus
 
 
-HOUR = workload.HOUR
-
-
 @dataclass
 class _LogReader:
     """What customers can observe, read off the log since the last step."""
@@ -148,7 +145,8 @@ class _LogReader:
                 case ev.VenueHalted():
                     halted.append(event.venue)
                 case ev.PorAttested() if event.published:
-                    published.append(Proof(event.venue, event.scenario_time / HOUR, event.ratio))
+                    hours = event.scenario_time / workload.HOUR
+                    published.append(Proof(event.venue, hours, event.ratio))
         self.cursor = len(log)
         return {"answers": answers, "token": token, "halted": halted, "proofs": published}
 

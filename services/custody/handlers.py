@@ -293,8 +293,8 @@ def _claim_frozen(event: ev.ClaimFrozen, state: View, effects: Effects) -> None:
 
 def _policy_requested(event: ev.PolicyChangeRequested, state: View, effects: Effects) -> None:
     """The operator's new policy: validated by its params model (as a scenario's is), then
-        used for every rebalance and shortfall from now on. Holdings stay where the old policy put
-        them: a policy decides how cash is found, and where deposits sit only at genesis. The next
+    used for every rebalance and shortfall from now on. Holdings stay where the old policy put
+    them: a policy decides how cash is found, and where deposits sit only at genesis. The next
     clock tick's reserve snapshot reports against the new policy's target."""
     config = state.get(venue_key(event.venue))
     if config is None:
@@ -605,9 +605,11 @@ def reserve_snapshot(
 
 
 def _attest_if_due(event: ev.Event, state: View, effects: Effects, config: dict) -> None:
-    totals = read_totals(state, event.venue, config["asset"])
-    mobilizations = state.get(mobilizations_key(event.venue), [])
-    proofs.attest_if_due(event, state, effects, config, totals, mobilizations)
+    """The sheet is read only when an attestation is due (not on every tick)."""
+    if proofs.due(event, state, config):
+        totals = read_totals(state, event.venue, config["asset"])
+        mobilizations = state.get(mobilizations_key(event.venue), [])
+        proofs.publish(event, state, effects, config, totals, mobilizations)
 
 
 def config_lends(state: View | Any, venue: str) -> bool:

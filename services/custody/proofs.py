@@ -84,7 +84,16 @@ def transit_counted(mobilizations: list[dict[str, Any]], count_less_liquid: bool
 CLAIM_SOURCES = ("deposit:", "loan:")
 
 
-def attest_if_due(
+def due(event: ev.Event, state: View, config: dict[str, Any]) -> bool:
+    """Whether the venue attests now: it has proofs on and its next attestation time has come.
+    Asked on every tick, so it reads nothing else."""
+    por = config.get("por")
+    if not por:
+        return False
+    return event.scenario_time >= state.get(due_key(event.venue), por["first_at_hours"] * HOUR)
+
+
+def publish(
     event: ev.Event,
     state: View,
     effects: Effects,
@@ -92,21 +101,17 @@ def attest_if_due(
     totals: Totals,
     mobilizations: list[dict[str, Any]],
 ) -> None:
-    """Attest when the venue's next attestation time has come (at most once per event: a clock
-    that jumps several intervals attests once, then waits for the next due time)."""
-    por = config.get("por")
-    if not por:
-        return
+    """Attest, and publish the parts and the attestation (call when `due`), once per event: a
+    clock that jumps several intervals attests once, then waits for the next due time."""
+    por = config["por"]
     venue, asset = event.venue, config["asset"]
-    due = state.get(due_key(venue), por["first_at_hours"] * HOUR)
-    if event.scenario_time < due:
-        return
+    next_due = state.get(due_key(venue), por["first_at_hours"] * HOUR)
     if not _secret:
         raise LedgerError(f"{venue} attests its reserves, but custody has no BANKRUN_POR_SECRET")
     interval = por["interval_hours"] * HOUR
-    while due <= event.scenario_time:
-        due += interval
-    state.set(due_key(venue), due)
+    while next_due <= event.scenario_time:
+        next_due += interval
+    state.set(due_key(venue), next_due)
     seq = state.get(seq_key(venue), 0)
     state.set(seq_key(venue), seq + 1)
 
