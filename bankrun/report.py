@@ -67,7 +67,9 @@ class Series:
             return
         if event.venue == ev.MARKET_VENUE:
             return
-        v = self.venues.setdefault(event.venue, VenueSeries())
+        v = self.venues.get(event.venue)
+        if v is None:  # not setdefault: that would build a VenueSeries for every event
+            v = self.venues[event.venue] = VenueSeries()
         if isinstance(event, ev.ReserveSnapshot):
             v.hours.append(hours)
             for tier, values in v.tiers.items():

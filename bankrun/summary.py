@@ -244,7 +244,9 @@ class Tally:
                 return
         if event.venue == ev.MARKET_VENUE:
             return
-        t = self.venues.setdefault(event.venue, VenueTally())
+        t = self.venues.get(event.venue)
+        if t is None:  # not setdefault: that would build a VenueTally for every event
+            t = self.venues[event.venue] = VenueTally()
         match event:
             case ev.VenueOpened():
                 t.policy, t.asset = event.policy, event.assets[0]

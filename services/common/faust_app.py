@@ -137,9 +137,12 @@ def run_service(
     records = app.Table("journal", default=None, partitions=PARTITIONS)
     journal = Journal(records, restore)
 
+    gaps = Gaps(app, settings.bootstrap)
+
     @app.on_partitions_revoked.connect
     def _revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
         journal.forget({tp.partition for tp in revoked})
+        gaps.forget(revoked)
 
     outputs = {name: raw_topic(app, spec) for name, spec in BY_NAME.items()}
     dead_letters = outputs[DEAD_LETTERS.name]
@@ -149,6 +152,10 @@ def run_service(
     async def consume(stream: Any) -> None:
         async for message in stream.events():
             msg = message.message
+            for skipped in await gaps.skipped_before(msg):
+                metrics.GAP_RECORDS.labels(service, skipped.topic).inc()
+                await handle_one(skipped)
+                metrics.CONSUMED.labels(service, skipped.topic).inc()
             await handle_one(msg)
             metrics.CONSUMED.labels(service, msg.topic).inc()
             metrics.CONSUMED_OFFSET.labels(service, msg.topic, str(msg.partition)).set(
@@ -184,6 +191,67 @@ def run_service(
         for out in effects.outputs:
             await outputs[out.topic].send(key=out.key.encode(), value=out.value)
             metrics.PRODUCED.labels(service, out.topic).inc()
+
+
+class Gaps:
+    """Records the stream skipped, found by their offsets, so the handler sees every one.
+
+    Offsets are contiguous on our topics (no transactions, no compaction), so a message whose
+    offset is past the one after the last we handled means the stream dropped what lies
+    between. faust can: a record fetched while a restarted worker recovers its partitions was
+    seen never to reach the agent, and faust itself books a jump in offsets as a gap it may
+    commit past (it expects compacted topics and transaction markers). The missing range is
+    read again straight from the broker and handled first (the journal drops what was handled
+    already), then booked with faust as done, so its commits go on.
+    """
+
+    def __init__(self, app: faust.App, bootstrap: str) -> None:
+        self.app = app
+        self.bootstrap = bootstrap
+        self.next: dict[tuple[str, int], int] = {}
+
+    def forget(self, revoked: Iterable[Any]) -> None:
+        for tp in revoked:
+            self.next.pop((tp.topic, tp.partition), None)
+
+    async def skipped_before(self, msg: Any) -> list[Any]:
+        """The records between the last one handled on `msg`'s partition and `msg`."""
+        key = (msg.topic, msg.partition)
+        expected = self.next.get(key)
+        if expected is None:  # first since assigned: faust starts at the committed offset
+            expected = self.app.consumer._committed_offset.get(TopicPartition(*key)) or 0
+        self.next[key] = max(expected, msg.offset + 1)
+        if msg.offset <= expected:
+            return []
+        log.warning("%s[%s]: offsets %d-%d skipped by the stream", *key, expected, msg.offset - 1)
+        records = await _read_range(self.bootstrap, TopicPartition(*key), expected, msg.offset)
+        await self.app.consumer._add_gap(TopicPartition(*key), expected, msg.offset - 1)
+        return records
+
+
+async def _read_range(
+    bootstrap: str, tp: TopicPartition, start: int, end: int, timeout: float = 60
+) -> list[Any]:
+    """The records of `tp` at offsets [start, end): all of them, or an error."""
+    consumer = log_reader(bootstrap)
+    await asyncio.wait_for(consumer.start(), timeout)
+    found: list[Any] = []
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, start)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            batch = await consumer.getmany(tp, timeout_ms=200)
+            for record in batch.get(tp, []):
+                if record.offset >= end:
+                    return found
+                if record.offset >= start:
+                    found.append(record)
+            if found and found[-1].offset == end - 1:
+                return found
+        raise RuntimeError(f"{tp.topic}[{tp.partition}]: offsets {start}-{end - 1} not read")
+    finally:
+        await consumer.stop()
 
 
 async def _read_changelog_tail(

@@ -132,6 +132,11 @@ IGNORED = Counter(
     "Events on a service's input topics that it has no handler for (not decoded)",
     ["service"],
 )
+GAP_RECORDS = Counter(
+    "bankrun_gap_records",
+    "Records the stream skipped (a jump in offsets), read again from the broker and handled",
+    ["service", "topic"],
+)
 DUPLICATES = Counter(
     "bankrun_duplicate_events",
     "Events seen again (same event_id) and not re-applied",

@@ -1,0 +1,82 @@
+"""Records a faust stream skips are read again from the broker, in order, and booked with
+faust's consumer as done, so nothing is lost and its commits go on."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from types import SimpleNamespace
+
+import pytest
+from aiokafka import AIOKafkaProducer, TopicPartition
+
+from services.common.faust_app import Gaps, create_app
+from services.common.settings import ServiceSettings
+
+pytestmark = pytest.mark.integration
+
+TOPIC = "bankrun.customer-requests"
+
+
+async def _send(bootstrap: str, values: list[bytes], partition: int) -> list[int]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    try:
+        sent = [await producer.send_and_wait(TOPIC, v, partition=partition) for v in values]
+    finally:
+        await producer.stop()
+    return [meta.offset for meta in sent]
+
+
+def message(offset: int, partition: int) -> SimpleNamespace:
+    """What the stream hands the agent: only the position matters here."""
+    return SimpleNamespace(topic=TOPIC, partition=partition, offset=offset)
+
+
+@pytest.fixture
+def app(broker, tmp_path):
+    settings = ServiceSettings(bootstrap=broker, run_id=uuid.uuid4().hex[:8], data_dir=tmp_path)
+    return create_app("gaps-test", settings)
+
+
+def test_a_jump_in_offsets_reads_the_skipped_records_and_books_them(broker, app):
+    partition = 2
+    values = [f"gap-{uuid.uuid4()}-{i}".encode() for i in range(8)]
+    offsets = asyncio.run(_send(broker, values, partition))
+    first = offsets[0]
+    tp = TopicPartition(TOPIC, partition)
+    app.consumer._committed_offset[tp] = first  # what faust seeks to after an assignment
+    gaps = Gaps(app, broker)
+
+    async def scenario() -> tuple[list, list, list]:
+        at_start = await gaps.skipped_before(message(first, partition))
+        in_order = await gaps.skipped_before(message(first + 1, partition))
+        jumped = await gaps.skipped_before(message(first + 6, partition))
+        return at_start, in_order, jumped
+
+    at_start, in_order, jumped = asyncio.run(scenario())
+    assert at_start == [] and in_order == []
+    assert [r.offset for r in jumped] == [first + 2, first + 3, first + 4, first + 5]
+    assert [r.value for r in jumped] == values[2:6]
+    booked = app.consumer._gap[tp]
+    assert sorted((i.begin, i.end) for i in booked) == [(first + 2, first + 6)]
+
+
+def test_redelivered_and_first_messages_are_not_gaps(broker, app):
+    partition = 1
+    offsets = asyncio.run(_send(broker, [b"a", b"b", b"c"], partition))
+    gaps = Gaps(app, broker)
+    tp = TopicPartition(TOPIC, partition)
+    app.consumer._committed_offset[tp] = offsets[1]
+
+    async def scenario() -> list[list]:
+        return [
+            await gaps.skipped_before(message(offsets[1], partition)),  # at the committed one
+            await gaps.skipped_before(message(offsets[2], partition)),
+            await gaps.skipped_before(message(offsets[0], partition)),  # replayed after a seek
+        ]
+
+    assert asyncio.run(scenario()) == [[], [], []]
+    assert not app.consumer._gap[tp]
+    gaps.forget([tp])  # revoked: the next assignment starts from the committed offset again
+    assert (TOPIC, partition) not in gaps.next
