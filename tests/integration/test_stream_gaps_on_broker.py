@@ -8,7 +8,7 @@ import uuid
 from types import SimpleNamespace
 
 import pytest
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from services.common.faust_app import Gaps, create_app
 from services.common.settings import ServiceSettings
@@ -80,3 +80,29 @@ def test_redelivered_and_first_messages_are_not_gaps(broker, app):
     assert not app.consumer._gap[tp]
     gaps.forget([tp])  # revoked: the next assignment starts from the committed offset again
     assert (TOPIC, partition) not in gaps.next
+
+
+def test_before_faust_has_sought_the_broker_says_where_the_group_stands(broker, app):
+    """A message can reach the agent before faust's seek; the group's own commit counts."""
+    partition = 0
+    offsets = asyncio.run(_send(broker, [b"x", b"y", b"z", b"w"], partition))
+    tp = TopicPartition(TOPIC, partition)
+    gaps = Gaps(app, broker)
+
+    async def commit_then_ask() -> tuple[int, int]:
+        never = await gaps.committed(tp)
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=broker, group_id=app.conf.id, enable_auto_commit=False
+        )
+        await consumer.start()
+        try:
+            consumer.assign([tp])
+            await consumer.commit({tp: offsets[2]})
+        finally:
+            await consumer.stop()
+        return never, await gaps.committed(tp)
+
+    never, after = asyncio.run(commit_then_ask())
+    assert (never, after) == (0, offsets[2])
+    skipped = asyncio.run(gaps.skipped_before(message(offsets[3], partition)))
+    assert [r.value for r in skipped] == [b"z"]
