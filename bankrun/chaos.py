@@ -141,24 +141,13 @@ class ChaosPlan(_Strict):
         drawn = self.random.expand(duration_hours) if self.random else []
         return sorted([*self.actions, *drawn], key=lambda a: a.at_hours)
 
-    def check_against(self, duration_hours: float, wall_paced: bool = False) -> list[str]:
-        """Problems only the scenario can reveal: actions after its end, and kills or pauses
-        under a wall-paced (constant) load, which are not supported yet: Locust goes on
-        sending while a restarted service recovers, and a record it takes then can be lost
-        (measured: a baseline soak stopped, unsettled, after a restart). A panic load steps
-        in lockstep, and kills happen between steps."""
-        problems = [
+    def check_against(self, duration_hours: float) -> list[str]:
+        """Problems only the scenario can reveal: actions after its end."""
+        return [
             f"actions.{i}.at_hours: {a.at_hours} is after the scenario's end ({duration_hours} h)"
             for i, a in enumerate(self.actions)
             if a.at_hours > duration_hours
         ]
-        stops = [a for a in self.concrete(duration_hours) if isinstance(a, Kill | Pause)]
-        if wall_paced and stops:
-            problems.append(
-                "kills and pauses under a constant (wall-paced) load are not yet supported: a "
-                "record sent while a service recovers can be lost; use a panic-load scenario"
-            )
-        return problems
 
 
 class InvalidPlan(ValueError):

@@ -204,7 +204,7 @@ def _load_chaos(plan: str | None, spec: Scenario):  # type: ignore[no-untyped-de
     except InvalidPlan as bad:
         console.print(f"[red]{bad}[/]")
         raise typer.Exit(2) from None
-    late = chaos.check_against(spec.duration_hours, wall_paced=spec.load.model == "constant")
+    late = chaos.check_against(spec.duration_hours)
     if late:
         console.print(f"[red]{plan}: {'; '.join(late)}[/]")
         raise typer.Exit(2)
@@ -539,8 +539,8 @@ def report_command(
 def soak(
     minutes: Annotated[float, typer.Option(min=0.5, max=24 * 60, help="wall minutes of load")] = 10,
     scenario: Annotated[
-        str, typer.Option(help="a steady panic-load scenario, name or path")
-    ] = "slow-bleed",
+        str, typer.Option(help="a steady-load scenario, name or path")
+    ] = "baseline",
     kill_every: Annotated[
         float, typer.Option(min=0.25, help="wall minutes between kills (services in turn)")
     ] = 2.0,
@@ -560,7 +560,7 @@ def soak(
     base, _ = _load_scenario(scenario)
     spec = soaking.stretched(base, minutes, speed)
     plan = soaking.kill_plan(spec, minutes, kill_every)
-    refused = plan.check_against(spec.duration_hours, wall_paced=spec.load.model == "constant")
+    refused = plan.check_against(spec.duration_hours)
     if refused:
         console.print(f"[red]{scenario}: {'; '.join(refused)}[/]")
         raise typer.Exit(2)

@@ -30,8 +30,7 @@ from bankrun.runner.processes import ManagedProcess, StartupError, http_ok, wait
 from bankrun.runner.stack import Stack
 from bankrun.topics import BALANCES, BY_NAME
 
-READY_S = 300.0  # a restarted service not ready by then is a broken restart (ftx-2022: custody
-# recovers ~20k journal records; faust read ~35 records/s here under load: 120 s was too short)
+READY_S = 300.0  # a restarted service not ready by then is a broken restart
 
 
 class ChaosError(RuntimeError):
@@ -76,9 +75,8 @@ class Chaos:
     def wait_restarted(self) -> None:
         """Block until every killed service is back and ready (recovered, not rebalancing).
 
-        The clock must not go on before: a faust worker handed a new record while it is still
-        recovering its partitions was seen to drop it (its position moved past the record,
-        its handler never saw it), and the run then waits for an answer that never comes."""
+        The clock must not go on before: a step's settled point needs every service's counts,
+        and a service that is not back answers no /metrics."""
         for service, thread in list(self._timers.items()):
             if thread.name.startswith("chaos-restart"):
                 thread.join()

@@ -50,17 +50,6 @@ class TestValidation:
             "actions.0.at_hours: 9.0 is after the scenario's end (8 h)"
         ]
 
-    def test_kills_under_a_constant_load_are_not_yet_supported(self):
-        kill = ChaosPlan.model_validate(
-            {"actions": [{"do": "kill", "service": "custody", "at_hours": 1}]}
-        )
-        assert kill.check_against(8) == []
-        (refused,) = kill.check_against(8, wall_paced=True)
-        assert refused.startswith("kills and pauses under a constant (wall-paced) load are not yet")
-        drawn = ChaosPlan.model_validate({"random": {"seed": 7, "kills_per_service": 1}})
-        assert drawn.check_against(120, wall_paced=True)
-
-
 class TestRandom:
     def test_the_same_seed_draws_the_same_actions(self):
         plan = ChaosPlan.model_validate({"random": {"seed": 7, "kills_per_service": 2}})
