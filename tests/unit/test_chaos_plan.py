@@ -50,6 +50,7 @@ class TestValidation:
             "actions.0.at_hours: 9.0 is after the scenario's end (8 h)"
         ]
 
+
 class TestRandom:
     def test_the_same_seed_draws_the_same_actions(self):
         plan = ChaosPlan.model_validate({"random": {"seed": 7, "kills_per_service": 2}})
