@@ -48,6 +48,7 @@ class Chaos:
     _timers: dict[str, threading.Thread] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _failed: dict[str, str] = field(default_factory=dict)  # service -> why its restart failed
+    _abort: threading.Event = field(default_factory=threading.Event)  # the run is stopping
 
     def __post_init__(self) -> None:
         if self.stack.attached:
@@ -64,13 +65,26 @@ class Chaos:
             action = self._pending.pop(0)
             match action:
                 case Kill():
-                    await asyncio.to_thread(self._kill, action, hours)
+                    await self._in_thread(self._kill, action, hours)
                 case Pause():
-                    await asyncio.to_thread(self._pause, action, hours)
+                    await self._in_thread(self._pause, action, hours)
                 case Duplicate():
                     await self._duplicate(action, hours, sent)
                 case Forge():
                     await self._forge(action, hours, sent)
+
+    async def restarted(self) -> None:
+        """`wait_restarted`, off the event loop."""
+        await self._in_thread(self.wait_restarted)
+
+    async def _in_thread(self, work: Any, *args: Any) -> None:
+        """Blocking work in a thread; if the run is cancelled (Ctrl-C), pending outages end
+        at once — asyncio.run waits for its threads before it lets the run stop."""
+        try:
+            await asyncio.to_thread(work, *args)
+        except asyncio.CancelledError:
+            self._abort.set()
+            raise
 
     def wait_restarted(self) -> None:
         """Block until every killed service is back and ready (recovered, not rebalancing).
@@ -87,12 +101,14 @@ class Chaos:
                 + "; ".join(f"{s}: {why}" for s, why in sorted(self._failed.items()))
             )
         for service in self.stack.services:
-            wait_until(
-                http_ok(f"{self.stack.urls[service]}/ready"), READY_S, f"{service} to be ready"
-            )
+            self._wait_ready(service)
 
     def close(self) -> None:
-        """Wait for pending restarts and resumes, so the stack is whole when it is stopped."""
+        """The run is stopping (at its end, on Ctrl-C or a violation): end pending outages
+        now, so the stack is whole when it is stopped and nothing is started after it. A
+        paused service is resumed at once; a killed one not yet started stays down (one
+        started already is the stack's, which stops it)."""
+        self._abort.set()
         for thread in list(self._timers.values()):
             thread.join()
         self._write()
@@ -113,22 +129,26 @@ class Chaos:
         self._record(action, hours, pid=pid, signal="SIGKILL", down_s=action.down_s)
 
         def restart() -> None:
-            time.sleep(action.down_s)  # the outage itself, not synchronization
+            if self._abort.wait(action.down_s):  # the outage itself, unless the run stops
+                self._record(action, hours, signal=None, event="restart abandoned")
+                return
             proc = ManagedProcess(old.name, old.argv, old.log_path, env=old.env).start()
             self.stack.adopt(action.service, proc)
             started = time.time()
+            ready = http_ok(f"{url}/ready")
             try:
-                proc.wait_ready(http_ok(f"{url}/ready"), READY_S)
+                proc.wait_ready(lambda: self._abort.is_set() or ready(), READY_S)
             except StartupError as slow:  # reported by wait_restarted, in the clock's thread
                 self._failed[action.service] = str(slow).splitlines()[0]
                 return
+            back = not self._abort.is_set() or ready()
             self._record(
                 action,
                 hours,
                 pid=proc.pid,
                 signal=None,
-                event="restarted",
-                ready_after_s=round(time.time() - started, 2),
+                event="restarted" if back else "restart abandoned",
+                **({"ready_after_s": round(time.time() - started, 2)} if back else {}),
             )
 
         self._start_timer(f"restart-{action.service}", restart, action.service)
@@ -140,7 +160,7 @@ class Chaos:
         self._record(action, hours, pid=pid, signal="SIGSTOP", for_s=action.for_s)
 
         def resume() -> None:
-            time.sleep(action.for_s)  # the pause itself, not synchronization
+            self._abort.wait(action.for_s)  # the pause itself, cut short if the run stops
             os.killpg(pid, signal.SIGCONT)
             self._record(action, hours, pid=pid, signal="SIGCONT", event="resumed")
 
@@ -191,9 +211,13 @@ class Chaos:
         thread = self._timers.pop(service, None)
         if thread is not None:
             thread.join()
-            wait_until(
-                http_ok(f"{self.stack.urls[service]}/ready"), READY_S, f"{service} to be ready"
-            )
+            self._wait_ready(service)
+
+    def _wait_ready(self, service: str) -> None:
+        """Until `service` answers /ready, or the run is stopping (a waiting thread would
+        hold the runner's exit for as long as READY_S)."""
+        ready = http_ok(f"{self.stack.urls[service]}/ready")
+        wait_until(lambda: self._abort.is_set() or ready(), READY_S, f"{service} to be ready")
 
     def _record(self, action: Any, hours: float, **what: Any) -> None:
         entry = {

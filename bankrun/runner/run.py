@@ -217,7 +217,7 @@ def run(
             if isinstance(steps, Unfolding):
                 steps.desk.save_fear(run_dir / FEAR_FILE)
             if breaker is not None:
-                breaker.close()  # every restart done, every pause resumed
+                breaker.close()  # pending restarts abandoned, pauses ended
         for proc in swarm:
             proc.stop()
         stack.stop_services()
@@ -362,7 +362,7 @@ def _at_settled(
         if breaker is not None and breaker.due(hours):
             before = len(breaker.applied)
             await breaker.apply_due(hours, sent)
-            await asyncio.to_thread(breaker.wait_restarted)
+            await breaker.restarted()
             for entry in breaker.applied[before:]:
                 what = entry.get("service") or entry.get("topic") or entry.get("account", "")
                 done = entry.get("event") or entry["action"]

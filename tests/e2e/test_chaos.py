@@ -6,13 +6,14 @@ balance stops a run; a short soak reports memory."""
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from bankrun.runner.processes import group_alive
+from bankrun.runner.processes import group_alive, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -131,6 +132,45 @@ def test_a_forged_balance_stops_the_run_with_a_report(tmp_path):
     assert "invariant violated" in done.stdout
     summary = json.loads((run_dir / "summary.json").read_text())
     assert any("invariant violated" in p for p in summary["problems"])
+    assert_all_stopped(run_dir)
+
+
+def test_ctrl_c_while_a_service_is_down_abandons_its_restart_and_stops_all(tmp_path):
+    """The runner does not sit out a two-minute outage (nor the restart's readiness wait)
+    before it stops: the restart is abandoned, the log and summary kept, nothing left."""
+    plan = tmp_path / "down.yaml"
+    plan.write_text("actions: [{do: kill, service: withdrawal, at_hours: 0.5, down_s: 120}]\n")
+    runs_dir = tmp_path / "runs"
+    with (tmp_path / "run.out").open("w") as out:
+        proc = subprocess.Popen(
+            bankrun("run", "flash-panic", "--runs-dir", str(runs_dir), "--chaos", str(plan)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+    def killed() -> bool:
+        found = list(runs_dir.glob("*/chaos.json")) if runs_dir.exists() else []
+        return bool(found) and '"SIGKILL"' in found[0].read_text()
+
+    try:
+        wait_until(
+            killed,
+            300,
+            "the planned kill",
+            alive=lambda: None if proc.poll() is None else pytest.fail("run ended early"),
+        )
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(300) == 130, (tmp_path / "run.out").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    run_dir = one_run(runs_dir)
+    events = [a.get("event") for a in json.loads((run_dir / "chaos.json").read_text())["applied"]]
+    assert "restart abandoned" in events and "restarted" not in events
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert any("interrupted" in p for p in summary["problems"])
+    assert (run_dir / "events.jsonl").stat().st_size > 0
     assert_all_stopped(run_dir)
 
 
