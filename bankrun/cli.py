@@ -539,8 +539,8 @@ def report_command(
 def soak(
     minutes: Annotated[float, typer.Option(min=0.5, max=24 * 60, help="wall minutes of load")] = 10,
     scenario: Annotated[
-        str, typer.Option(help="a steady-load scenario, name or path")
-    ] = "baseline",
+        str, typer.Option(help="a steady-load scenario, name or path (default: a steady panic)")
+    ] = "slow-bleed",
     kill_every: Annotated[
         float, typer.Option(min=0.25, help="wall minutes between kills (services in turn)")
     ] = 2.0,

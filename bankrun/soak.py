@@ -1,11 +1,11 @@
 """`bankrun soak`: a long steady run with periodic kills, watching every process's memory.
 
-The scenario (default `baseline`, a constant outflow) is stretched to last `minutes` of wall
-time at its speed; every `kill_every` minutes the next service in turn is killed and started
-again (a chaos plan, applied as in `bankrun run --chaos`). A sampler reads the resident
-memory (RSS, from /proc) of every process the run started, and of the runner itself, every
-few seconds. The verdict compares the mean of the first and the last quarter of each
-process's samples: memory that keeps growing with time shows there, not in a peak.
+The scenario (default `slow-bleed`, a steady panic in lockstep) is stretched to last
+`minutes` of wall time at its speed; every `kill_every` minutes the next service in turn
+is killed and started again (a chaos plan, applied as in `bankrun run --chaos`). A sampler
+reads the resident memory (RSS, from /proc) of every process the run started, and of the
+runner itself, every few seconds. The verdict compares the mean of the first and the last
+quarter of each process's samples: memory that keeps growing with time shows there, not in a peak.
 """
 
 from __future__ import annotations
