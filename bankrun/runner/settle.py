@@ -11,6 +11,7 @@ in the log.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Callable
 
@@ -59,19 +60,42 @@ def written(runner_sent: Counter[str], counts: Counts) -> dict[str, float]:
     return out
 
 
-def settled_counts(stack: Stack, runner_sent: Counter[str], timeout: float = 120) -> Counts:
+def settled_counts(stack: Stack, runner_sent: Counter[str], stall_s: float = 120) -> Counts:
     """Wait until nothing is in flight; the counts at that point."""
     seen: dict[str, Counts] = {}
 
-    def settled() -> bool:
+    def probe() -> tuple[bool, float | None]:
         counts = stack_counts(stack)
-        if counts is None or in_flight(stack, runner_sent, counts) > 0:
-            return False
+        if counts is None:
+            return False, None
         seen["counts"] = counts
-        return True
+        return in_flight(stack, runner_sent, counts) == 0, moved(counts)
 
-    wait_until(settled, timeout, "the stack to settle", interval=0.02)
+    until_settled(probe, "the stack to settle", stall_s)
     return seen["counts"]
+
+
+def moved(counts: Counts) -> float:
+    """How much the stack has done: changes while it is working through what is in flight."""
+    return sum(counts.values())
+
+
+def until_settled(
+    probe: Callable[[], tuple[bool, float | None]], what: str, stall_s: float
+) -> None:
+    """Poll `probe` (settled?, progress) until settled. Give up only after `stall_s` seconds
+    in which the progress did not change: a stack working through a burst on a loaded machine
+    is slow, not broken; one that consumes nothing while something is in flight is stuck."""
+    last, deadline = None, time.monotonic() + stall_s
+    while True:
+        done, progress = probe()
+        if done:
+            return
+        if progress is not None and progress != last:
+            last, deadline = progress, time.monotonic() + stall_s
+        elif time.monotonic() >= deadline:
+            raise TimeoutError(f"no progress for {stall_s:.0f}s waiting for {what}")
+        time.sleep(0.02)
 
 
 def wait_until_drained(

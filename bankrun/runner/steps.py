@@ -21,13 +21,12 @@ import httpx
 from bankrun import workload
 from bankrun.panic_desk import Answer, PanicDesk, Proof
 from bankrun.runner.locust import AskFile
-from bankrun.runner.processes import wait_until
-from bankrun.runner.settle import in_flight, stack_counts
+from bankrun.runner.settle import in_flight, moved, stack_counts, until_settled
 from bankrun.runner.stack import Stack
 from bankrun.scenario import PanicLoad, Scenario
 from bankrun.topics import CUSTOMER_REQUESTS
 
-SETTLE_S = 120.0  # a step that has not settled by then is a broken stack, not a slow one
+SETTLE_S = 120.0  # a step that makes no progress for this long is a broken stack, not a slow one
 
 
 class Steps(Protocol):
@@ -63,14 +62,15 @@ class Unfolding:
     def _settle(self, sent: Counter[str]) -> None:
         """Every ask so far accepted by the gateway, and nothing in flight anywhere."""
 
-        def settled() -> bool:
+        def probe() -> tuple[bool, float | None]:
             counts = stack_counts(self.stack, self.client)
             if counts is None:
-                return False
+                return False, None
             accepted = counts.get(("produced", "gateway", CUSTOMER_REQUESTS.name), 0)
-            return accepted >= self.asks.count and in_flight(self.stack, sent, counts) == 0
+            done = accepted >= self.asks.count and in_flight(self.stack, sent, counts) == 0
+            return done, moved(counts)
 
-        wait_until(settled, SETTLE_S, "the stack to settle after a step", interval=0.02)
+        until_settled(probe, "the stack to settle after a step", SETTLE_S)
 
     def _step(self, t: float, sent: Counter[str]) -> None:
         self._settle(sent)

@@ -115,6 +115,11 @@ def create_app(service: str, settings: ServiceSettings) -> faust.App:
     return app
 
 
+def journal_table(app: faust.App) -> faust.Table:
+    """The journal's records: a changelogged Table that faust's recovery leaves alone."""
+    return app.Table("journal", default=None, partitions=PARTITIONS, store=JOURNAL_STORE)
+
+
 def raw_topic(app: faust.App, topic: Topic) -> faust.TopicT:
     return app.topic(
         topic.name,
@@ -138,7 +143,7 @@ def run_service(
 ) -> None:
     """Wire the consume loop: one agent over all `inputs`; the journal's records are the one
     changelogged Table, and each partition's state is rebuilt from them in memory."""
-    records = app.Table("journal", default=None, partitions=PARTITIONS, store=JOURNAL_STORE)
+    records = journal_table(app)
     journal = Journal(records, restore)
 
     gaps = Gaps(app, settings.bootstrap)
@@ -288,7 +293,7 @@ class JournalStore(MemoryStore):
 
 
 NOTHING_TO_RECOVER = 2**62
-JOURNAL_STORE = "bankrun-journal://"
+JOURNAL_STORE = "bankrun-journal://journal"  # not "scheme://": an empty yarl URL is falsy
 faust_stores.STORES["bankrun-journal"] = f"{__name__}:JournalStore"
 
 
