@@ -11,7 +11,8 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import aclosing
 from typing import Any
 
 import faust
@@ -161,10 +162,7 @@ def run_service(
     async def consume(stream: Any) -> None:
         async for message in stream.events():
             msg = message.message
-            for skipped in await gaps.skipped_before(msg):
-                metrics.GAP_RECORDS.labels(service, skipped.topic).inc()
-                await handle_one(skipped)
-                metrics.CONSUMED.labels(service, skipped.topic).inc()
+            await gaps.catch_up(msg, handle_skipped)
             await handle_one(msg)
             metrics.CONSUMED.labels(service, msg.topic).inc()
             metrics.CONSUMED_OFFSET.labels(service, msg.topic, str(msg.partition)).set(
@@ -172,6 +170,11 @@ def run_service(
             )
 
     belongs = {t.name: frozenset(t.type_names) for t in inputs}
+
+    async def handle_skipped(record: Any) -> None:
+        metrics.GAP_RECORDS.labels(service, record.topic).inc()
+        await handle_one(record)
+        metrics.CONSUMED.labels(service, record.topic).inc()
 
     async def handle_one(msg: Any) -> None:
         """Decode, dead-letter what cannot be used, apply once, emit."""
@@ -234,9 +237,17 @@ class Gaps:
         if msg.offset <= expected:
             return []
         log.warning("%s[%s]: offsets %d-%d skipped by the stream", *key, expected, msg.offset - 1)
-        records = await _read_range(self.bootstrap, tp, expected, msg.offset)
-        await self.app.consumer._add_gap(tp, expected, msg.offset - 1)
-        return records
+        return await _read_range(self.bootstrap, tp, expected, msg.offset)
+
+    async def catch_up(self, msg: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
+        """Handle what the stream skipped before `msg`, then book it with faust as done — in
+        that order: booked first, a commit could pass records a crash then loses."""
+        skipped = await self.skipped_before(msg)
+        for record in skipped:
+            await handle(record)
+        if skipped:
+            tp = TopicPartition(msg.topic, msg.partition)
+            await self.app.consumer._add_gap(tp, skipped[0].offset, msg.offset - 1)
 
     async def committed(self, tp: TopicPartition) -> int:
         """The group's committed offset: faust's, once it has sought there after an
@@ -254,29 +265,42 @@ class Gaps:
         return max(found.offset, 0) if found is not None else 0
 
 
-async def _read_range(
-    bootstrap: str, tp: TopicPartition, start: int, end: int, timeout: float = 60
-) -> list[Any]:
-    """The records of `tp` at offsets [start, end): all of them, or an error."""
+async def _records(
+    bootstrap: str, tp: TopicPartition, start: int | None, timeout: float
+) -> AsyncIterator[Any]:
+    """The records of `tp` from offset `start` (None: the log's beginning), as they are read,
+    until the caller has what it wants — or `timeout` passes (RuntimeError). Use it inside
+    `aclosing`, so the consumer stops as soon as the caller is done."""
     consumer = log_reader(bootstrap)
     await asyncio.wait_for(consumer.start(), timeout)
-    found: list[Any] = []
     try:
         consumer.assign([tp])
-        consumer.seek(tp, start)
+        if start is None:
+            await asyncio.wait_for(consumer.seek_to_beginning(tp), timeout)
+        else:
+            consumer.seek(tp, start)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             batch = await consumer.getmany(tp, timeout_ms=200)
             for record in batch.get(tp, []):
-                if record.offset >= end:
-                    return found
-                if record.offset >= start:
-                    found.append(record)
-            if found and found[-1].offset == end - 1:
-                return found
-        raise RuntimeError(f"{tp.topic}[{tp.partition}]: offsets {start}-{end - 1} not read")
+                yield record
+        raise RuntimeError(f"{tp.topic}[{tp.partition}]: not read to the end in {timeout} s")
     finally:
         await consumer.stop()
+
+
+async def _read_range(
+    bootstrap: str, tp: TopicPartition, start: int, end: int, timeout: float = 60
+) -> list[Any]:
+    """The records of `tp` at offsets [start, end): all of them, or an error."""
+    found: list[Any] = []
+    async with aclosing(_records(bootstrap, tp, start, timeout)) as records:
+        async for record in records:
+            if record.offset < end:
+                found.append(record)
+            if record.offset >= end - 1:
+                return found
+    return found  # not reached: the reader returns the records or raises
 
 
 class JournalStore(MemoryStore):
@@ -318,33 +342,23 @@ async def _read_changelog(
     finally:
         await producer.stop()
     log.info("changelog %s[%s]: reading up to the end marker", topic, partition)
-    consumer = log_reader(bootstrap)
-    await asyncio.wait_for(consumer.start(), timeout)
     found = 0
-    try:
-        tp = TopicPartition(topic, partition)
-        consumer.assign([tp])
-        await asyncio.wait_for(consumer.seek_to_beginning(tp), timeout)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            batch = await consumer.getmany(tp, timeout_ms=200)
-            for record in batch.get(tp, []):
-                if record.key == marker:
-                    log.info("changelog %s[%s]: %d records loaded", topic, partition, found)
-                    return
-                if record.value is None or record.key.startswith(b"__end__/"):
-                    continue
-                key = app.serializers.loads_key(
-                    table.key_type, record.key, serializer=table.key_serializer
+    tp = TopicPartition(topic, partition)
+    async with aclosing(_records(bootstrap, tp, None, timeout)) as records:
+        async for record in records:
+            if record.key == marker:
+                log.info("changelog %s[%s]: %d records loaded", topic, partition, found)
+                return
+            if record.value is None or record.key.startswith(b"__end__/"):
+                continue
+            key = app.serializers.loads_key(
+                table.key_type, record.key, serializer=table.key_serializer
+            )
+            if key not in table.data:
+                table.data[key] = app.serializers.loads_value(
+                    table.value_type, record.value, serializer=table.value_serializer
                 )
-                if key not in table.data:
-                    table.data[key] = app.serializers.loads_value(
-                        table.value_type, record.value, serializer=table.value_serializer
-                    )
-                    found += 1
-        raise RuntimeError(f"changelog {topic}[{partition}]: marker not read in {timeout} s")
-    finally:
-        await consumer.stop()
+                found += 1
 
 
 def decode(
