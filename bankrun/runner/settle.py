@@ -17,7 +17,6 @@ from collections.abc import Callable
 
 import httpx
 
-from bankrun.runner.processes import wait_until
 from bankrun.runner.stack import Stack
 from bankrun.runner.tally import Counts, Unreachable, read_metrics
 from bankrun.topics import CATALOGUE
@@ -99,12 +98,12 @@ def until_settled(
 
 
 def wait_until_drained(
-    stack: Stack, runner_sent: Counter[str], step: Step, timeout: float = 120
+    stack: Stack, runner_sent: Counter[str], step: Step, stall_s: float = 120
 ) -> None:
-    def drained() -> bool:
+    def probe() -> tuple[bool, float | None]:
         counts = stack_counts(stack)
         behind = 1.0 if counts is None else in_flight(stack, runner_sent, counts)
         step("in flight", 0 if behind else 1, 1)
-        return behind == 0
+        return behind == 0, None if counts is None else moved(counts)
 
-    wait_until(drained, timeout, "every service to consume what was written for it", 0.2)
+    until_settled(probe, "every service to consume what was written for it", stall_s)
