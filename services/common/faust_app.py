@@ -36,7 +36,7 @@ from bankrun.topics import (
     topic_of,
 )
 from services.common import metrics
-from services.common.journal import Effects, Journal, Partition, Restore
+from services.common.journal import Effects, Folding, Journal, Partition, Restore
 from services.common.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -145,7 +145,16 @@ def run_service(
     """Wire the consume loop: one agent over all `inputs`; the journal's records are the one
     changelogged Table, and each partition's state is rebuilt from them in memory."""
     records = journal_table(app)
-    journal = Journal(records, restore)
+    folding: set[int] = set()
+
+    def _folded(partition: int) -> None:
+        metrics.JOURNAL_FOLDED.labels(service).inc()
+        if partition not in folding:
+            folding.add(partition)
+            log.info("journal[%s]: folding records past the last %d", partition, keep)
+
+    keep = settings.journal_keep
+    journal = Journal(records, restore, Folding(lambda: records.data, keep, _folded))
 
     gaps = Gaps(app, settings.bootstrap)
 
@@ -186,8 +195,10 @@ def run_service(
             await _dead_letter(dead_letters, service, msg, event, settings.scenario_time())
             return
         metrics.EVENTS.labels(service, event.type).inc()
-        if not journal.loaded(msg.partition):  # about to be rebuilt: load its records first
-            await _read_changelog(app, records, msg.partition, settings.bootstrap)
+        if not journal.loaded(msg.partition):  # rebuilt from its records first
+            loading = journal.loading(msg.partition)
+            await _read_changelog(app, records, loading, settings.bootstrap)
+            journal.adopt(loading)
         part = journal.at(msg.partition)
         try:
             effects, new = part.commit(str(event.event_id), lambda: handle(event, part.get))
@@ -322,15 +333,16 @@ faust_stores.STORES["bankrun-journal"] = f"{__name__}:JournalStore"
 
 
 async def _read_changelog(
-    app: faust.App, table: Any, partition: int, bootstrap: str, timeout: float = 60
+    app: faust.App, table: Any, part: Partition, bootstrap: str, timeout: float = 60
 ) -> None:
-    """Load a partition's journal records from its changelog, to its end.
+    """Load a partition's journal records from its changelog, to its end, into `part` as they
+    are read (it folds them as it goes).
 
     The end is a marker we write to the changelog partition and read up to: an end we put
     there ourselves, not the high watermark the broker reports (Tansu's points inside the
     last batch, DESIGN.md). Read with a plain aiokafka consumer, at its speed.
     """
-    topic = table.changelog_topic.get_topic_name()
+    topic, partition = table.changelog_topic.get_topic_name(), part.number
     marker = f"__end__/{uuid.uuid4()}".encode()
     log.info("changelog %s[%s]: writing an end marker", topic, partition)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
@@ -354,11 +366,13 @@ async def _read_changelog(
             key = app.serializers.loads_key(
                 table.key_type, record.key, serializer=table.key_serializer
             )
-            if key not in table.data:
-                table.data[key] = app.serializers.loads_value(
+            part.load(
+                key,
+                app.serializers.loads_value(
                     table.value_type, record.value, serializer=table.value_serializer
-                )
-                found += 1
+                ),
+            )
+            found += 1
 
 
 def decode(

@@ -18,6 +18,7 @@ changelog carry a fraction of the traffic.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -127,14 +128,39 @@ def dispatch(handlers: Dispatch, event: Event, lookup: Callable[[str], Any]) -> 
 
 
 Restore = Callable[["Partition", list[dict[str, Any]]], None]
+#: a record that sets this key holds all a `Restore` needs up to it (matching's book snapshot)
+SNAPSHOT = "snapshot"
+
+
+@dataclass(frozen=True)
+class Folding:
+    """Bounded memory for a long-lived worker: only a partition's last `keep` records stay
+    whole in memory; older ones are folded into a shared stub in `store()`, the records' local
+    copy (a faust Table's store, asked for once the worker runs), never in the changelog,
+    which keeps every record whole.
+
+    A folded record still marks its event as seen, so a duplicate of it is dropped; its effects
+    live on in the state, and its outputs are not sent again (they went out when it was new:
+    only the last records can have outputs a crash cut off, and those stay whole). A folded
+    partition cannot rebuild from memory: `Journal.forget` drops its records from `store`, so
+    they are read again whole from the changelog when the partition comes back.
+    """
+
+    store: Callable[[], MutableMapping[Any, Any]]
+    keep: int = 512
+    folded: Callable[[int], None] = lambda partition: None  # told each fold
+
+
+def _folded(partition: int) -> dict[str, Any]:
+    return {"partition": partition, "folded": True, "sets": {}, "increments": {}, "outputs": []}
 
 
 class Partition:
     """One partition's state (in memory) and its committed records (durable).
 
-    `restore`, when given, runs after a rebuild with the partition's records in order: for
-    state that is not a dict of values (the matching service's order books), rebuilt from a
-    snapshot and the commands recorded after it.
+    `restore`, when given, runs after a rebuild with the partition's records in order (from
+    the last `SNAPSHOT` on, at least): for state that is not a dict of values (the matching
+    service's order books), rebuilt from a snapshot and the commands recorded after it.
     """
 
     def __init__(
@@ -143,6 +169,7 @@ class Partition:
         number: int = 0,
         restore: Restore | None = None,
         durable: bool = True,
+        fold: Folding | None = None,
     ):
         """`durable=False` (an in-process bus, which never rebuilds) keeps each event's
         `Effects` as they are instead of their serialized record: duplicates are still
@@ -151,22 +178,63 @@ class Partition:
         self.number = number
         self.restore = restore
         self.durable = durable
+        self.fold = fold
         self.state: dict[str, Any] = {}
         self.seq = 0
+        self._whole: deque[Any] = deque()  # keys of the records still whole, oldest first
+        self._stub = _folded(number)
+        self._since_snapshot: list[dict[str, Any]] = []  # for `restore`, while loading
 
     def rebuild(self) -> Partition:
         if not self.durable and self.records:
             raise ValueError("an in-process partition keeps no records to rebuild from")
-        mine = sorted(
-            (r for r in self.records.values() if r and r.get("partition") == self.number),
-            key=lambda r: r["seq"],
+        keyed = sorted(
+            (
+                (r["seq"] if not r.get("folded") else -1, k, r)
+                for k, r in self.records.items()
+                if r and r.get("partition") == self.number
+            ),
+            key=lambda item: item[0],
         )
+        if keyed and keyed[0][0] < 0:
+            raise ValueError(
+                f"partition {self.number} has folded records: read it again from its changelog"
+            )
+        mine = [r for *_, r in keyed]
         self.state.clear()
+        self._whole.clear()
         for record in mine:
             self._apply(Effects.from_record(record))
         self.seq = mine[-1]["seq"] if mine else 0
         if self.restore is not None:
             self.restore(self, mine)
+        for _, key, _ in keyed:
+            self._keep_whole(key)
+        return self
+
+    def load(self, key: Any, record: dict[str, Any]) -> None:
+        """One record read back from the changelog, in the order it was written (one writer
+        per partition numbers them in that order): applied at once and, folding, kept whole
+        only while among the last — a reload never holds them all. Call `loaded()` after the
+        last. A key seen already (a zombie writer's second copy) is skipped: the first wins."""
+        local = self.fold.store() if self.fold is not None else self.records  # not the changelog
+        if key in local:
+            return
+        if record["seq"] <= self.seq:
+            raise ValueError(f"partition {self.number}: record {record['seq']} after {self.seq}")
+        local[key] = record
+        self._apply(Effects.from_record(record))
+        self.seq = record["seq"]
+        if self.restore is not None:
+            if SNAPSHOT in record["sets"]:
+                self._since_snapshot.clear()
+            self._since_snapshot.append(record)
+        self._keep_whole(key)
+
+    def loaded(self) -> Partition:
+        if self.restore is not None:
+            self.restore(self, self._since_snapshot)
+        self._since_snapshot = []
         return self
 
     def get(self, key: str, default: Any = None) -> Any:
@@ -191,7 +259,18 @@ class Partition:
             effects.to_record(self.number, self.seq) if self.durable else effects
         )
         self._apply(effects)
+        self._keep_whole(event_id)
         return effects, True
+
+    def _keep_whole(self, key: Any) -> None:
+        """Fold the oldest whole record once more than `fold.keep` are (see `Folding`)."""
+        if self.fold is None:
+            return
+        whole = self._whole
+        whole.append(key)
+        if len(whole) > self.fold.keep:
+            self.fold.store()[whole.popleft()] = self._stub
+            self.fold.folded(self.number)
 
     def _apply(self, effects: Effects) -> None:
         state = self.state
@@ -204,22 +283,44 @@ class Partition:
 class Journal:
     """The partitions a worker owns, each rebuilt from the shared records when first used."""
 
-    def __init__(self, records: MutableMapping[str, Any], restore: Restore | None = None):
+    def __init__(
+        self,
+        records: MutableMapping[str, Any],
+        restore: Restore | None = None,
+        fold: Folding | None = None,
+    ):
         self.records = records
         self.restore = restore
+        self.fold = fold
         self._partitions: dict[int, Partition] = {}
 
     def at(self, partition: int) -> Partition:
         part = self._partitions.get(partition)
         if part is None:
-            part = Partition(self.records, partition, self.restore).rebuild()
-            self._partitions[partition] = part
+            part = self._partitions[partition] = self._new(partition).rebuild()
         return part
+
+    def loading(self, partition: int) -> Partition:
+        """An empty partition to `load` records into, then `adopt`."""
+        return self._new(partition)
+
+    def adopt(self, part: Partition) -> Partition:
+        self._partitions[part.number] = part.loaded()
+        return part
+
+    def _new(self, partition: int) -> Partition:
+        return Partition(self.records, partition, self.restore, fold=self.fold)
 
     def loaded(self, partition: int) -> bool:
         return partition in self._partitions
 
     def forget(self, partitions: set[int]) -> None:
-        """Drop partitions this worker no longer owns; if they come back, they are rebuilt."""
+        """Drop partitions this worker no longer owns; if they come back, they are rebuilt.
+        Folding, their records leave memory too, to be read again whole from the changelog
+        (another worker may have added to them meanwhile)."""
         for number in partitions:
             self._partitions.pop(number, None)
+        if self.fold is not None and partitions:
+            store = self.fold.store()
+            for key in [k for k, r in store.items() if r and r.get("partition") in partitions]:
+                del store[key]

@@ -142,6 +142,12 @@ DUPLICATES = Counter(
     "Events seen again (same event_id) and not re-applied",
     ["service"],
 )
+JOURNAL_FOLDED = Counter(
+    "bankrun_journal_folded_records",
+    "Journal records folded in memory (their effects live on in the state; the changelog"
+    " keeps them whole)",
+    ["service"],
+)
 DEAD_LETTERS = Counter(
     "bankrun_dead_letters",
     "Messages sent to the dead-letter topic, by consumer and source topic",

@@ -24,6 +24,9 @@ class ServiceSettings(BaseModel):
         20.0, gt=0, description="gateway: requests a second per customer after the burst (429)"
     )
     rate_burst: int = Field(100, ge=1, description="gateway: requests a customer may make at once")
+    journal_keep: int = Field(
+        512, ge=1, description="stream services: whole journal records kept per partition"
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServiceSettings:

@@ -15,7 +15,7 @@ from typing import Any
 from bankrun import events as ev
 from bankrun.domain.market import Market
 from bankrun.domain.orderbook import Accepted, Cancelled, Rejected, Result, Side, Trade
-from services.common.journal import Effects, Partition
+from services.common.journal import SNAPSHOT, Effects, Partition
 
 log = logging.getLogger(__name__)
 ENGINE = "books"  # in memory only: symbol -> Market, rebuilt by `restore`
@@ -35,7 +35,7 @@ def handle(event: ev.Event, lookup: Callable[[str], Any]) -> Effects:
     effects.increments[APPLIED] = 1
     effects.emit(*apply(markets, event))
     if ((lookup(APPLIED) or 0) + 1) % SNAPSHOT_EVERY == 0:
-        effects.sets["snapshot"] = {s: m.snapshot() for s, m in markets.items()}
+        effects.sets[SNAPSHOT] = {s: m.snapshot() for s, m in markets.items()}
     return effects
 
 
@@ -44,7 +44,7 @@ def restore(partition: Partition, records: list[dict[str, Any]]) -> None:
     markets: Markets = {}
     start = 0
     for i, record in enumerate(records):
-        snapshot = record["sets"].get("snapshot")
+        snapshot = record["sets"].get(SNAPSHOT)
         if snapshot is not None:
             markets = {s: Market.restore(m) for s, m in snapshot.items()}
             start = i + 1

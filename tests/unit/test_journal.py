@@ -1,9 +1,11 @@
 """Exactly-once effects over at-least-once delivery, and the saga told end to end in memory."""
 
+import pytest
+
 from bankrun import events as ev
 from bankrun.domain import ledger
 from bankrun.sim import InProcessBus
-from services.common.journal import Effects, Journal, Partition
+from services.common.journal import SNAPSHOT, Effects, Folding, Journal, Output, Partition
 from services.custody import handlers as custody
 
 VENUE = "safe-1"
@@ -67,6 +69,77 @@ def test_a_decision_to_do_nothing_is_recorded_and_not_taken_again():
     assert not new
     assert part.get("hot") is None
     assert Partition(records).rebuild().state == {}
+
+
+def paying(amount: int) -> Effects:
+    effects = deposit_effects(amount)
+    effects.outputs.append(Output("t", "k", f"paid {amount}".encode()))
+    return effects
+
+
+def test_folding_keeps_the_last_records_whole_and_still_drops_old_duplicates():
+    changelog: dict = {}
+    part = Partition(changelog, fold=Folding(lambda: changelog, keep=2))
+    for n in range(5):
+        part.commit(f"e{n}", lambda n=n: paying(n + 1))
+    assert [changelog[f"e{n}"].get("folded", False) for n in range(5)] == [True] * 3 + [False] * 2
+    assert part.get("hot") == 15
+    old, new_old = part.commit("e0", lambda: paying(100))
+    recent, new_recent = part.commit("e4", lambda: paying(100))
+    assert (new_old, new_recent) == (False, False)
+    assert part.get("hot") == 15  # neither applied twice
+    assert old.outputs == []  # sent long ago: not again
+    assert [o.value for o in recent.outputs] == [b"paid 5"]  # maybe cut off by a crash: again
+    with pytest.raises(ValueError, match="folded"):
+        Partition(changelog).rebuild()
+
+
+def test_a_partition_loaded_whole_is_folded_and_forgotten_records_leave_memory():
+    changelog: dict = {}
+    writer = Journal(changelog)
+    for n in range(6):
+        writer.at(n % 2).commit(f"e{n}", lambda n=n: deposit_effects(n + 1))
+    memory = dict(changelog)  # what a restarted worker read back from the changelog
+    journal = Journal(memory, fold=Folding(lambda: memory, keep=1))
+    assert journal.at(0).get("hot") == 1 + 3 + 5  # rebuilt whole, then folded
+    assert [memory[k].get("folded", False) for k in ("e0", "e2", "e4")] == [True, True, False]
+    journal.at(1)
+    journal.forget({0})
+    assert sorted(memory) == ["e1", "e3", "e5"]  # partition 0 is read again when it returns
+    memory.update({k: v for k, v in changelog.items() if k not in memory})
+    assert journal.at(0).get("hot") == 9
+
+
+def test_a_reload_folds_as_it_reads_and_restores_from_the_last_snapshot():
+    changelog: dict = {}
+    writer = Partition(changelog)
+    for n in range(6):
+        sets = {SNAPSHOT: n} if n in (1, 3) else {}
+        writer.commit(f"e{n}", lambda n=n, sets=sets: Effects(sets=sets, increments={"hot": n}))
+    seen: list = []
+    memory: dict = {}
+    folds: list[int] = []
+    journal = Journal(
+        memory,
+        restore=lambda part, records: seen.extend(r["seq"] for r in records),
+        fold=Folding(lambda: memory, keep=2, folded=folds.append),
+    )
+    loading = journal.loading(0)
+    whole_at_most = 0
+    for key, record in changelog.items():  # in the order written
+        loading.load(key, record)
+        loading.load(key, {**record, "seq": 99})  # a second copy of a key: the first wins
+        whole_at_most = max(whole_at_most, sum(not r.get("folded") for r in memory.values()))
+    part = journal.adopt(loading)
+    assert whole_at_most == 2  # never all of them at once
+    assert folds == [0] * 4
+    assert seen == [4, 5, 6]  # the last snapshot (the 4th record) and what came after
+    assert (part.get("hot"), part.seq, part.get(SNAPSHOT)) == (15, 6, 3)
+    assert journal.at(0) is part
+    _, new = part.commit("e0", lambda: deposit_effects(1))
+    assert not new
+    with pytest.raises(ValueError, match="record 1 after 6"):
+        part.load("late", changelog["e0"])
 
 
 def test_the_withdrawal_story():
