@@ -327,7 +327,7 @@ class Conservation:
     points — between them a balance and the reservation it follows may sit on different
     topics, read in either order."""
 
-    seen: set[Any] = field(default_factory=set)
+    dedupe: Dedupe = field(default_factory=Dedupe)
     brought: dict[tuple[str, str, str], int] = field(default_factory=dict)
     holds: dict[tuple[str, str, str], int] = field(default_factory=dict)
     reserved: dict[tuple[str, str, str], int] = field(default_factory=dict)
@@ -336,9 +336,8 @@ class Conservation:
     events: int = 0
 
     def add(self, event: ev.Event) -> None:
-        if event.event_id in self.seen:
+        if not self.dedupe.first(event):
             return  # a redelivered copy: the log is at-least-once
-        self.seen.add(event.event_id)
         self.events += 1
         match event:
             case ev.AccountFunded() | ev.DepositMade():

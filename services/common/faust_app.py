@@ -153,8 +153,12 @@ def run_service(
             folding.add(partition)
             log.info("journal[%s]: folding records past the last %d", partition, keep)
 
+    def _committed(partition: int, topic: str) -> int:
+        known = app.consumer._committed_offset.get(TopicPartition(topic, partition))
+        return -1 if known is None else int(known)
+
     keep = settings.journal_keep
-    journal = Journal(records, restore, Folding(lambda: records.data, keep, _folded))
+    journal = Journal(records, restore, Folding(lambda: records.data, keep, _folded, _committed))
 
     gaps = Gaps(app, settings.bootstrap)
 
@@ -201,7 +205,9 @@ def run_service(
             journal.adopt(loading)
         part = journal.at(msg.partition)
         try:
-            effects, new = part.commit(str(event.event_id), lambda: handle(event, part.get))
+            effects, new = part.commit(
+                str(event.event_id), lambda: handle(event, part.get), (msg.topic, msg.offset)
+            )
         except Exception as crash:  # one bad event must not stop the stream
             log.exception("handler failed on %s", event.event_id)
             reason = f"handler_error: {crash!r}"

@@ -140,15 +140,18 @@ class Folding:
     which keeps every record whole.
 
     A folded record still marks its event as seen, so a duplicate of it is dropped; its effects
-    live on in the state, and its outputs are not sent again (they went out when it was new:
-    only the last records can have outputs a crash cut off, and those stay whole). A folded
-    partition cannot rebuild from memory: `Journal.forget` drops its records from `store`, so
-    they are read again whole from the changelog when the partition comes back.
+    live on in the state, and its outputs are not sent again. That is safe once its input's
+    offset is committed (`committed(partition, topic)`: the next offset, -1 if unknown), since
+    the producer is flushed before a commit: so a record that says where its input was (`at`)
+    is folded only then, however many are whole. A folded partition cannot rebuild from memory:
+    `Journal.forget` drops its records from `store`, so they are read again whole from the
+    changelog when the partition comes back.
     """
 
     store: Callable[[], MutableMapping[Any, Any]]
     keep: int = 512
     folded: Callable[[int], None] = lambda partition: None  # told each fold
+    committed: Callable[[int, str], int] = lambda partition, topic: -1
 
 
 def _folded(partition: int) -> dict[str, Any]:
@@ -181,7 +184,7 @@ class Partition:
         self.fold = fold
         self.state: dict[str, Any] = {}
         self.seq = 0
-        self._whole: deque[Any] = deque()  # keys of the records still whole, oldest first
+        self._whole: deque[tuple[Any, list[Any] | None]] = deque()  # (key, at), oldest first
         self._stub = _folded(number)
         self._since_snapshot: list[dict[str, Any]] = []  # for `restore`, while loading
 
@@ -208,8 +211,8 @@ class Partition:
         self.seq = mine[-1]["seq"] if mine else 0
         if self.restore is not None:
             self.restore(self, mine)
-        for _, key, _ in keyed:
-            self._keep_whole(key)
+        for _, key, record in keyed:
+            self._keep_whole(key, record.get("at"))
         return self
 
     def load(self, key: Any, record: dict[str, Any]) -> None:
@@ -229,7 +232,7 @@ class Partition:
             if SNAPSHOT in record["sets"]:
                 self._since_snapshot.clear()
             self._since_snapshot.append(record)
-        self._keep_whole(key)
+        self._keep_whole(key, record.get("at"))
 
     def loaded(self) -> Partition:
         if self.restore is not None:
@@ -241,9 +244,15 @@ class Partition:
         value = self.state.get(key)
         return default if value is None else value
 
-    def commit(self, event_id: str | int, decide: Callable[[], Effects]) -> tuple[Effects, bool]:
+    def commit(
+        self,
+        event_id: str | int,
+        decide: Callable[[], Effects],
+        at: tuple[str, int] | None = None,
+    ) -> tuple[Effects, bool]:
         """Apply what `decide()` returns, once per `event_id` (its text in a Table, which
-        keeps str keys; an in-memory bus may use the UUID's int).
+        keeps str keys; an in-memory bus may use the UUID's int); `at`: the input's topic and
+        offset, recorded for `Folding`.
 
         Returns what to emit and whether the event was new; for a duplicate, `decide` does not
         run and the recorded outputs come back. A decision to do nothing is recorded too: decided
@@ -255,22 +264,32 @@ class Partition:
             return (Effects.from_record(record) if self.durable else record), False
         effects = decide()
         self.seq += 1
-        self.records[event_id] = (
-            effects.to_record(self.number, self.seq) if self.durable else effects
-        )
+        if self.durable:
+            record = effects.to_record(self.number, self.seq)
+            if at is not None:
+                record["at"] = list(at)
+            self.records[event_id] = record
+        else:
+            self.records[event_id] = effects
         self._apply(effects)
-        self._keep_whole(event_id)
+        self._keep_whole(event_id, None if at is None else list(at))
         return effects, True
 
-    def _keep_whole(self, key: Any) -> None:
-        """Fold the oldest whole record once more than `fold.keep` are (see `Folding`)."""
-        if self.fold is None:
+    def _keep_whole(self, key: Any, at: list[Any] | None) -> None:
+        """Fold the oldest whole records while more than `fold.keep` are, each only once its
+        input is committed (see `Folding`)."""
+        fold = self.fold
+        if fold is None:
             return
         whole = self._whole
-        whole.append(key)
-        if len(whole) > self.fold.keep:
-            self.fold.store()[whole.popleft()] = self._stub
-            self.fold.folded(self.number)
+        whole.append((key, at))
+        while len(whole) > fold.keep:
+            oldest, where = whole[0]
+            if where is not None and where[1] >= fold.committed(self.number, where[0]):
+                return
+            whole.popleft()
+            fold.store()[oldest] = self._stub
+            fold.folded(self.number)
 
     def _apply(self, effects: Effects) -> None:
         state = self.state

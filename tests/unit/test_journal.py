@@ -94,6 +94,23 @@ def test_folding_keeps_the_last_records_whole_and_still_drops_old_duplicates():
         Partition(changelog).rebuild()
 
 
+def test_a_record_is_folded_only_once_its_input_is_committed():
+    """Its outputs are flushed before that commit; before it, a crash could cut them off and
+    the redelivered input must find them to send again."""
+    changelog: dict = {}
+    committed = {"in": 2}  # the next offset of topic "in": offsets 0 and 1 are committed
+    fold = Folding(lambda: changelog, keep=1, committed=lambda partition, topic: committed[topic])
+    part = Partition(changelog, fold=fold)
+    for n in range(5):
+        part.commit(f"e{n}", lambda n=n: paying(n + 1), ("in", n))
+    folded = [k for k, r in changelog.items() if r.get("folded")]
+    assert folded == ["e0", "e1"]  # not e2, e3: more than `keep` are whole, but uncommitted
+    assert changelog["e3"]["at"] == ["in", 3]
+    committed["in"] = 5
+    part.commit("e5", lambda: paying(6), ("in", 5))
+    assert [k for k, r in changelog.items() if not r.get("folded")] == ["e5"]
+
+
 def test_a_partition_loaded_whole_is_folded_and_forgotten_records_leave_memory():
     changelog: dict = {}
     writer = Journal(changelog)
