@@ -629,7 +629,10 @@ def _print_soak(body: dict) -> None:
             str(row["pids"]),
         )
     console.print(table)
-    console.print(f"memory flat: {body['flat']}")
+    from bankrun.soak import FLAT
+
+    growing = f" (over {FLAT:.0%}: {', '.join(body['not_flat'])})" if body["not_flat"] else ""
+    console.print(f"memory flat: {body['flat']}{growing}")
 
 
 @app.command()

@@ -140,6 +140,7 @@ class Sampler:
             "samples": len(self.samples),
             "rss": table,
             "flat": all(row["growth"] <= FLAT for row in table.values()),
+            "not_flat": [name for name, row in table.items() if row["growth"] > FLAT],
         }
         (run_dir / "soak.json").write_text(json.dumps(body, indent=2))
         return body

@@ -219,5 +219,8 @@ def test_a_short_soak_reports_memory_and_no_violation(tmp_path):
     assert soak["chaos"]["restarts"] >= 1
     assert {"runner", "broker", "custody", "withdrawal", "gateway"} <= set(soak["rss"])
     assert soak["samples"] > 10
+    assert soak["flat"] == (not soak["not_flat"])
+    assert set(soak["not_flat"]) == {n for n, row in soak["rss"].items() if row["growth"] > 0.2}
+    assert ("memory flat: True" if soak["flat"] else "not flat") in done.stdout
     assert (run_dir / "soak.csv").read_text().startswith("t_s,process,pid,rss_mb")
     assert_all_stopped(run_dir)
