@@ -149,7 +149,7 @@ class Folding:
     """
 
     store: Callable[[], MutableMapping[Any, Any]]
-    keep: int = 512
+    keep: int = 64
     folded: Callable[[int], None] = lambda partition: None  # told each fold
     committed: Callable[[int, str], int] = lambda partition, topic: -1
 

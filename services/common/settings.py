@@ -25,7 +25,7 @@ class ServiceSettings(BaseModel):
     )
     rate_burst: int = Field(100, ge=1, description="gateway: requests a customer may make at once")
     journal_keep: int = Field(
-        512, ge=1, description="stream services: whole journal records kept per partition"
+        64, ge=1, description="stream services: whole journal records kept per partition"
     )
 
     @classmethod
