@@ -286,7 +286,8 @@ async def _records(
     bootstrap: str, tp: TopicPartition, start: int | None, timeout: float
 ) -> AsyncIterator[Any]:
     """The records of `tp` from offset `start` (None: the log's beginning), as they are read,
-    until the caller has what it wants — or `timeout` passes (RuntimeError). Use it inside
+    until the caller has what it wants — or `timeout` passes with nothing read (RuntimeError:
+    a busy broker may serve a long log slowly, but it must serve it). Use it inside
     `aclosing`, so the consumer stops as soon as the caller is done."""
     consumer = log_reader(bootstrap)
     await asyncio.wait_for(consumer.start(), timeout)
@@ -298,10 +299,12 @@ async def _records(
             consumer.seek(tp, start)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            batch = await consumer.getmany(tp, timeout_ms=200)
-            for record in batch.get(tp, []):
+            batch = (await consumer.getmany(tp, timeout_ms=200)).get(tp, [])
+            if batch:
+                deadline = time.monotonic() + timeout
+            for record in batch:
                 yield record
-        raise RuntimeError(f"{tp.topic}[{tp.partition}]: not read to the end in {timeout} s")
+        raise RuntimeError(f"{tp.topic}[{tp.partition}]: nothing read for {timeout} s")
     finally:
         await consumer.stop()
 

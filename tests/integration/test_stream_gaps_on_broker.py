@@ -14,6 +14,7 @@ from services.common.faust_app import (
     NOTHING_TO_RECOVER,
     Gaps,
     JournalStore,
+    _read_range,
     create_app,
     journal_table,
 )
@@ -119,6 +120,31 @@ def test_before_faust_has_sought_the_broker_says_where_the_group_stands(broker, 
     assert (never, after) == (0, offsets[2])
     skipped = asyncio.run(gaps.skipped_before(message(offsets[3], partition)))
     assert [r.value for r in skipped] == [b"z"]
+
+
+def test_a_slow_read_goes_on_while_records_come_and_stops_when_none_do(broker):
+    """A busy broker serves a long changelog slowly (a restart after a 10-minute constant
+    load read ~320 records a second); only a read that gets nothing for `timeout` fails."""
+    partition = 3
+    (start,) = asyncio.run(_send(broker, [b"first"], partition))
+    tp = TopicPartition(TOPIC, partition)
+
+    async def trickle() -> None:
+        for i in range(5):
+            await asyncio.sleep(0.4)  # pacing the writer: records come slower than the timeout
+            await _send(broker, [f"late-{i}".encode()], partition)
+
+    async def read_while_written() -> list:
+        writer = asyncio.create_task(trickle())
+        try:
+            return await _read_range(broker, tp, start, start + 6, timeout=1.0)
+        finally:
+            await writer
+
+    records = asyncio.run(read_while_written())
+    assert [r.value for r in records] == [b"first"] + [f"late-{i}".encode() for i in range(5)]
+    with pytest.raises(RuntimeError, match=r"nothing read for 1\.0 s"):
+        asyncio.run(_read_range(broker, tp, start + 6, start + 7, timeout=1.0))
 
 
 def test_faust_recovers_nothing_of_the_journal(app):
