@@ -208,6 +208,9 @@ def run(
         except InvariantViolated as broken:  # stop at once, keep the log for the post-mortem
             problems.append(f"{broken}; see invariant_violation.json")
             progress(f"[red]{broken}[/]: stopping the run")
+        except TimeoutError as stalled:  # a stuck stack: the same, the log tells where
+            problems.append(f"stopped: {stalled}")
+            progress(f"[red]{stalled}[/]: stopping the run, keeping what was recorded")
         except KeyboardInterrupt:  # keep what was recorded: stop the load, export the log
             interrupted = True
             problems.append("interrupted: the log ends where the run was stopped")

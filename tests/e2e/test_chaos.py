@@ -187,6 +187,38 @@ def test_ctrl_c_while_a_service_is_down_abandons_its_restart_and_stops_all(tmp_p
     assert_all_stopped(run_dir)
 
 
+@pytest.mark.timeout(900)
+def test_a_stack_that_stops_making_progress_stops_the_run_and_keeps_the_log(tmp_path):
+    """custody frozen for good (SIGSTOP, from outside the runner): after 120 s without
+    progress the run stops like an interrupted one — log, summary, nothing left — exit 1."""
+    runs_dir = tmp_path / "runs"
+    with (tmp_path / "run.out").open("w") as out:
+        proc = subprocess.Popen(
+            bankrun("run", "flash-panic", "--runs-dir", str(runs_dir)),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until(  # config.json is written once Locust runs: the load is on
+            lambda: runs_dir.exists() and any(runs_dir.glob("*/config.json")),
+            300,
+            "the load to start",
+            alive=lambda: None if proc.poll() is None else pytest.fail("run ended early"),
+        )
+        run_dir = one_run(runs_dir)
+        os.kill(json.loads((run_dir / "pids.json").read_text())["custody"], signal.SIGSTOP)
+        assert proc.wait(600) == 1, (tmp_path / "run.out").read_text()[-3000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(30)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["problems"][0].startswith("stopped: no progress for 120s"), summary["problems"]
+    assert (run_dir / "events.jsonl").stat().st_size > 0
+    assert (run_dir / "report.html").exists()
+    assert_all_stopped(run_dir)
+
+
 def test_an_invalid_plan_names_the_field_and_starts_nothing(tmp_path):
     plan = tmp_path / "bad.yaml"
     plan.write_text("actions: [{do: kill, service: custody, at_hours: 1, down: 3}]\n")
