@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -15,6 +18,19 @@ from bankrun.runner import kafka
 from bankrun.runner.processes import group_alive
 from bankrun.runner.stack import Stack
 from bankrun.topics import Topic
+
+
+def bankrun(*args: str) -> list[str]:
+    """The command line of `bankrun ARGS`, run by this Python."""
+    return [sys.executable, "-c", "from bankrun.cli import app; app()", *args]
+
+
+def in_background(argv: list[str], out: Path, **env: str) -> subprocess.Popen:
+    """`argv` started and left running, both its streams written to `out`, `env` added."""
+    with out.open("w") as sink:
+        return subprocess.Popen(
+            argv, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, **env}
+        )
 
 
 @pytest.fixture(scope="session")

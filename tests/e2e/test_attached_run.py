@@ -14,12 +14,9 @@ import pytest
 from bankrun.runner.locust import LOCUSTFILE
 from bankrun.runner.processes import ManagedProcess, wait_until
 from bankrun.runner.stack import Stack
+from tests.conftest import bankrun
 
 pytestmark = pytest.mark.e2e
-
-
-def bankrun(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from bankrun.cli import app; app()", *args]
 
 
 @pytest.mark.timeout(900)

@@ -9,18 +9,14 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bankrun.runner.processes import group_alive, wait_until
+from tests.conftest import bankrun, in_background
 
 pytestmark = pytest.mark.e2e
-
-
-def bankrun(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from bankrun.cli import app; app()", *args]
 
 
 def one_run(runs: Path) -> Path:
@@ -154,12 +150,10 @@ def test_ctrl_c_while_a_service_is_down_abandons_its_restart_and_stops_all(tmp_p
     plan = tmp_path / "down.yaml"
     plan.write_text("actions: [{do: kill, service: withdrawal, at_hours: 0.5, down_s: 120}]\n")
     runs_dir = tmp_path / "runs"
-    with (tmp_path / "run.out").open("w") as out:
-        proc = subprocess.Popen(
-            bankrun("run", "flash-panic", "--runs-dir", str(runs_dir), "--chaos", str(plan)),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = in_background(
+        bankrun("run", "flash-panic", "--runs-dir", str(runs_dir), "--chaos", str(plan)),
+        tmp_path / "run.out",
+    )
 
     def killed() -> bool:
         found = list(runs_dir.glob("*/chaos.json")) if runs_dir.exists() else []
@@ -192,12 +186,9 @@ def test_a_stack_that_stops_making_progress_stops_the_run_and_keeps_the_log(tmp_
     """custody frozen for good (SIGSTOP, from outside the runner): after 120 s without
     progress the run stops like an interrupted one — log, summary, nothing left — exit 1."""
     runs_dir = tmp_path / "runs"
-    with (tmp_path / "run.out").open("w") as out:
-        proc = subprocess.Popen(
-            bankrun("run", "flash-panic", "--runs-dir", str(runs_dir)),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
+    proc = in_background(
+        bankrun("run", "flash-panic", "--runs-dir", str(runs_dir)), tmp_path / "run.out"
+    )
     try:
         wait_until(  # config.json is written once Locust runs: the load is on
             lambda: runs_dir.exists() and any(runs_dir.glob("*/config.json")),

@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 from bankrun.auth import Tokens
 from bankrun.runner.processes import group_alive, wait_until
 from bankrun.scenario import SCENARIO_DIR as SCENARIOS
+from tests.conftest import bankrun, in_background
 
 pytestmark = pytest.mark.e2e
 
@@ -23,10 +23,6 @@ ARITHMETIC = (
     .read_text()
     .replace("duration_hours: 16", "duration_hours: 11")
 )
-
-
-def bankrun(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from bankrun.cli import app; app()", *args]
 
 
 def started_pids(run_dir: Path) -> dict[str, int]:
@@ -141,23 +137,21 @@ def test_a_panic_run_on_the_stack_agrees_with_its_sim(tmp_path):
     the run folder afterwards: none is there."""
     runs = tmp_path / "runs"
     tokens = Tokens.generate()
-    with (tmp_path / "run.out").open("w") as out:
-        proc = subprocess.Popen(
-            bankrun(
-                "run",
-                "flash-panic",
-                "--runs-dir",
-                str(runs),
-                "--locust-workers",
-                "1",
-                "--ui",
-                "--users",
-                "1",
-            ),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **tokens.env()},
-        )
+    proc = in_background(
+        bankrun(
+            "run",
+            "flash-panic",
+            "--runs-dir",
+            str(runs),
+            "--locust-workers",
+            "1",
+            "--ui",
+            "--users",
+            "1",
+        ),
+        tmp_path / "run.out",
+        **tokens.env(),
+    )
     try:
         wait_until(
             lambda: runs.exists() and any(runs.glob("*/config.json")),
@@ -215,13 +209,9 @@ def test_a_panic_run_on_the_stack_agrees_with_its_sim(tmp_path):
 
 def test_ctrl_c_during_a_run_stops_everything_and_keeps_the_log_so_far(tmp_path):
     runs = tmp_path / "runs"
-    with (tmp_path / "run.out").open("w") as out:
-        proc = subprocess.Popen(
-            bankrun("run", "flash-panic", "--runs-dir", str(runs)),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "COLUMNS": "200"},
-        )
+    proc = in_background(
+        bankrun("run", "flash-panic", "--runs-dir", str(runs)), tmp_path / "run.out", COLUMNS="200"
+    )
     try:
         wait_until(
             lambda: any(  # past the first line (the run's clock): asks
@@ -247,13 +237,7 @@ def test_ctrl_c_during_a_run_stops_everything_and_keeps_the_log_so_far(tmp_path)
 
 def test_ctrl_c_on_up_stops_every_process_and_keeps_the_logs(tmp_path):
     out = tmp_path / "up.out"
-    with out.open("w") as sink:
-        up = subprocess.Popen(
-            bankrun("up", "--runs-dir", str(tmp_path / "runs")),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "COLUMNS": "200"},
-        )
+    up = in_background(bankrun("up", "--runs-dir", str(tmp_path / "runs")), out, COLUMNS="200")
     pids: dict[str, int] = {}
     try:
         wait_until(

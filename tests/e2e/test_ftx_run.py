@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,12 +16,9 @@ from bankrun.runner import keep
 from bankrun.runner.overview import fill
 from bankrun.runner.processes import ManagedProcess, free_port, group_alive, http_ok
 from bankrun.runner.prometheus import RULES, prometheus_binary
+from tests.conftest import bankrun
 
 pytestmark = pytest.mark.e2e
-
-
-def bankrun(*args: str) -> list[str]:
-    return [sys.executable, "-c", "from bankrun.cli import app; app()", *args]
 
 
 @pytest.fixture(scope="module")
