@@ -154,8 +154,8 @@ def run_service(
             log.info("journal[%s]: folding records past the last %d", partition, keep)
 
     def _committed(partition: int, topic: str) -> int:
-        known = app.consumer._committed_offset.get(TopicPartition(topic, partition))
-        return -1 if known is None else int(known)
+        known = _faust_committed(app, TopicPartition(topic, partition))
+        return -1 if known is None else known
 
     keep = settings.journal_keep
     journal = Journal(records, restore, Folding(lambda: records.data, keep, _folded, _committed))
@@ -269,9 +269,9 @@ class Gaps:
     async def committed(self, tp: TopicPartition) -> int:
         """The group's committed offset: faust's, once it has sought there after an
         assignment, else the broker's (a message can come before faust's seek)."""
-        known = self.app.consumer._committed_offset.get(tp)
+        known = _faust_committed(self.app, tp)
         if known is not None:
-            return int(known)
+            return known
         admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
         await admin.start()
         try:
@@ -280,6 +280,12 @@ class Gaps:
             await admin.close()
         found = offsets.get(tp)
         return max(found.offset, 0) if found is not None else 0
+
+
+def _faust_committed(app: faust.App, tp: TopicPartition) -> int | None:
+    """The offset faust committed (or sought to) on `tp`; None until it has."""
+    known = app.consumer._committed_offset.get(tp)
+    return None if known is None else int(known)
 
 
 async def _records(

@@ -161,8 +161,8 @@ def _folded(partition: int) -> dict[str, Any]:
 class Partition:
     """One partition's state (in memory) and its committed records (durable).
 
-    `restore`, when given, runs after a rebuild with the partition's records in order (from
-    the last `SNAPSHOT` on, at least): for state that is not a dict of values (the matching
+    `restore`, when given, runs after a rebuild or a load with the partition's records in
+    order from the last `SNAPSHOT` on: for state that is not a dict of values (the matching
     service's order books), rebuilt from a snapshot and the commands recorded after it.
     """
 
@@ -189,31 +189,21 @@ class Partition:
         self._since_snapshot: list[dict[str, Any]] = []  # for `restore`, while loading
 
     def rebuild(self) -> Partition:
+        """The state from the records in memory, replayed in the order they were made."""
         if not self.durable and self.records:
             raise ValueError("an in-process partition keeps no records to rebuild from")
-        keyed = sorted(
-            (
-                (r["seq"] if not r.get("folded") else -1, k, r)
-                for k, r in self.records.items()
-                if r and r.get("partition") == self.number
-            ),
-            key=lambda item: item[0],
-        )
-        if keyed and keyed[0][0] < 0:
+        mine = [(k, r) for k, r in self.records.items() if r and r.get("partition") == self.number]
+        if any(r.get("folded") for _, r in mine):
             raise ValueError(
                 f"partition {self.number} has folded records: read it again from its changelog"
             )
-        mine = [r for *_, r in keyed]
         self.state.clear()
         self._whole.clear()
-        for record in mine:
-            self._apply(Effects.from_record(record))
-        self.seq = mine[-1]["seq"] if mine else 0
-        if self.restore is not None:
-            self.restore(self, mine)
-        for _, key, record in keyed:
-            self._keep_whole(key, record.get("at"))
-        return self
+        self._since_snapshot = []
+        self.seq = 0
+        for key, record in sorted(mine, key=lambda item: item[1]["seq"]):
+            self._replay(key, record)
+        return self.loaded()
 
     def load(self, key: Any, record: dict[str, Any]) -> None:
         """One record read back from the changelog, in the order it was written (one writer
@@ -226,6 +216,9 @@ class Partition:
         if record["seq"] <= self.seq:
             raise ValueError(f"partition {self.number}: record {record['seq']} after {self.seq}")
         local[key] = record
+        self._replay(key, record)
+
+    def _replay(self, key: Any, record: dict[str, Any]) -> None:
         self._apply(Effects.from_record(record))
         self.seq = record["seq"]
         if self.restore is not None:
@@ -235,6 +228,7 @@ class Partition:
         self._keep_whole(key, record.get("at"))
 
     def loaded(self) -> Partition:
+        """Hand `restore` what it needs (the records from the last snapshot on)."""
         if self.restore is not None:
             self.restore(self, self._since_snapshot)
         self._since_snapshot = []
@@ -264,15 +258,16 @@ class Partition:
             return (Effects.from_record(record) if self.durable else record), False
         effects = decide()
         self.seq += 1
+        where = None if at is None else list(at)
         if self.durable:
             record = effects.to_record(self.number, self.seq)
-            if at is not None:
-                record["at"] = list(at)
+            if where is not None:
+                record["at"] = where
             self.records[event_id] = record
         else:
             self.records[event_id] = effects
         self._apply(effects)
-        self._keep_whole(event_id, None if at is None else list(at))
+        self._keep_whole(event_id, where)
         return effects, True
 
     def _keep_whole(self, key: Any, at: list[Any] | None) -> None:
