@@ -18,6 +18,12 @@ PARTITIONS = 4
 #: data arrives, so every hop waits for this timeout (faust's own is 1.5 s): keep it short.
 FETCH_MAX_WAIT_MS = 5
 
+#: Every producer compresses its batches. The embedded broker keeps every record in memory
+#: for the whole run (`memory://` storage, no retention), and JSON events compress well:
+#: 17.6 MB of a run's events took 32.3 MB of the broker's memory plain, 11.6 MB as zstd
+#: (lz4: 14.9 MB), at the same produce time (measured here).
+COMPRESSION = "zstd"
+
 #: The largest event a service takes (larger ones are dead-lettered unread). Its journal
 #: record, which may repeat it beside its outputs, must fit the broker's 1 MB message limit;
 #: measured, a valid 1 MB event crashed the matching service's changelog producer. The run's

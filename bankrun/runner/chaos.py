@@ -28,7 +28,7 @@ from bankrun.chaos import ChaosPlan, Duplicate, Forge, Kill, Pause
 from bankrun.runner import kafka
 from bankrun.runner.processes import ManagedProcess, StartupError, http_ok, wait_until
 from bankrun.runner.stack import Stack
-from bankrun.topics import BALANCES, BY_NAME
+from bankrun.topics import BALANCES, BY_NAME, COMPRESSION
 
 READY_S = 300.0  # a restarted service not ready by then is a broken restart
 
@@ -189,7 +189,9 @@ class Chaos:
     # -- plumbing -----------------------------------------------------------------------
 
     async def _send(self, topic: str, records: list[dict[str, Any]], sent: Counter[str]) -> None:
-        producer = AIOKafkaProducer(bootstrap_servers=self.stack.bootstrap, linger_ms=1)
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.stack.bootstrap, linger_ms=1, compression_type=COMPRESSION
+        )
         await producer.start()
         try:
             for record in records:

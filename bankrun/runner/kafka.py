@@ -17,7 +17,7 @@ from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 
 from bankrun import events as ev
 from bankrun.runner.processes import ManagedProcess, free_port, tcp_open
-from bankrun.topics import CATALOGUE, FETCH_MAX_WAIT_MS, Topic, topic_of
+from bankrun.topics import CATALOGUE, COMPRESSION, FETCH_MAX_WAIT_MS, Topic, topic_of
 
 
 def tansu_binary() -> str:
@@ -126,7 +126,9 @@ async def _missing_topics(bootstrap: str) -> list[str]:
 async def publish(bootstrap: str, events: Iterable[ev.Event]) -> Counter[str]:
     """Send events to their catalogue topics and wait until the broker has them all; returns
     how many went to each topic."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=5, compression_type=COMPRESSION
+    )
     await producer.start()
     try:
         futures = []

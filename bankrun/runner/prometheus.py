@@ -106,6 +106,9 @@ def start_prometheus(
             f"--storage.tsdb.path={run_dir / 'prometheus-data'}",
             f"--web.listen-address=127.0.0.1:{port}",
             "--web.enable-lifecycle",
+            # the in-memory head block goes to disk every 2 wall minutes, not every 2 hours:
+            # a long run or a soak holds a few minutes of samples in memory, not all of them
+            "--storage.tsdb.min-block-duration=2m",
         ],
         run_dir / "logs" / "prometheus.log",
     ).start()

@@ -28,6 +28,7 @@ from bankrun import events as ev
 from bankrun.runner.kafka import log_reader
 from bankrun.topics import (
     BY_NAME,
+    COMPRESSION,
     DEAD_LETTERS,
     FETCH_MAX_WAIT_MS,
     MAX_EVENT_BYTES,
@@ -83,6 +84,7 @@ def create_app(service: str, settings: ServiceSettings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         recovery_consistency_check=False,  # JournalStore's offset is past the end
         producer_linger_ms=1,
+        producer_compression_type=COMPRESSION,
     )
 
     @app.page("/metrics")
@@ -360,7 +362,7 @@ async def _read_changelog(
     topic, partition = table.changelog_topic.get_topic_name(), part.number
     marker = f"__end__/{uuid.uuid4()}".encode()
     log.info("changelog %s[%s]: writing an end marker", topic, partition)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, compression_type=COMPRESSION)
     await asyncio.wait_for(producer.start(), timeout)
     try:
         await asyncio.wait_for(

@@ -38,6 +38,7 @@ from bankrun.domain.por import SumTree
 from bankrun.runner.kafka import log_reader
 from bankrun.topics import (
     BALANCES,
+    COMPRESSION,
     CONTROL,
     CUSTODY_EVENTS,
     MARKET_DATA,
@@ -90,7 +91,9 @@ RequestKey = Annotated[str, Path(pattern=ev.REQUEST_ID_PATTERN)]
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _state["tokens"] = Tokens.from_env()  # no secret, no gateway: it never runs open
     _state["por_secret"] = por_secret_from_env() or _state["tokens"].por_secret()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap, linger_ms=1)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=settings.bootstrap, linger_ms=1, compression_type=COMPRESSION
+    )
     await producer.start()
     consumer = log_reader(settings.bootstrap)
     await consumer.start()
