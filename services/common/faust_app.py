@@ -39,6 +39,7 @@ from bankrun.topics import (
 from services.common import metrics
 from services.common.journal import Effects, Folding, Journal, Partition, Restore
 from services.common.settings import ServiceSettings
+from services.common.spill import Spill
 
 log = logging.getLogger(__name__)
 
@@ -159,8 +160,13 @@ def run_service(
         known = _faust_committed(app, TopicPartition(topic, partition))
         return -1 if known is None else known
 
-    keep = settings.journal_keep
-    journal = Journal(records, restore, Folding(lambda: records.data, keep, _folded, _committed))
+    def _spilled(partition: int) -> None:
+        log.info("journal[%s]: state past the %d hottest keys waits on disk", partition, hot)
+
+    keep, hot = settings.journal_keep, settings.hot_keys
+    spill = Spill(settings.data_dir / service / "spill.sqlite")  # a cache: starts empty
+    fold = Folding(lambda: records.data, keep, _folded, _committed, spill, hot, _spilled)
+    journal = Journal(records, restore, fold)
 
     gaps = Gaps(app, settings.bootstrap)
 

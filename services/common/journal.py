@@ -26,6 +26,7 @@ from typing import Any
 from bankrun.domain.ledger import Posting
 from bankrun.events import Event
 from bankrun.topics import topic_of
+from services.common.spill import Spill
 
 
 class Output:
@@ -135,9 +136,9 @@ SNAPSHOT = "snapshot"
 @dataclass(frozen=True)
 class Folding:
     """Bounded memory for a long-lived worker: only a partition's last `keep` records stay
-    whole in memory; older ones are folded into a shared stub in `store()`, the records' local
-    copy (a faust Table's store, asked for once the worker runs), never in the changelog,
-    which keeps every record whole.
+    whole in memory; older ones are folded: dropped from `store()`, the records' local copy
+    (a faust Table's store, asked for once the worker runs), never from the changelog, which
+    keeps every record whole, and their event ids written to `spill`'s file.
 
     A folded record still marks its event as seen, so a duplicate of it is dropped; its effects
     live on in the state, and its outputs are not sent again. That is safe once its input's
@@ -146,16 +147,23 @@ class Folding:
     is folded only then, however many are whole. A folded partition cannot rebuild from memory:
     `Journal.forget` drops its records from `store`, so they are read again whole from the
     changelog when the partition comes back.
+
+    The state itself keeps its `hot` most recently used keys in memory and the rest in
+    `spill` (a finished request's status is read again only by a late duplicate).
     """
 
     store: Callable[[], MutableMapping[Any, Any]]
     keep: int = 64
     folded: Callable[[int], None] = lambda partition: None  # told each fold
     committed: Callable[[int, str], int] = lambda partition, topic: -1
+    spill: Spill = field(default_factory=Spill)
+    hot: int = 8192
+    spilled: Callable[[int], None] = lambda partition: None  # told when state first goes out
 
 
-def _folded(partition: int) -> dict[str, Any]:
-    return {"partition": partition, "folded": True, "sets": {}, "increments": {}, "outputs": []}
+def _spilled(partition: int) -> tuple[str, str]:
+    """The spill's namespaces of a partition: its state, and the ids of its folded records."""
+    return f"state/{partition}", f"seen/{partition}"
 
 
 class Partition:
@@ -182,10 +190,16 @@ class Partition:
         self.restore = restore
         self.durable = durable
         self.fold = fold
-        self.state: dict[str, Any] = {}
+        self.state: MutableMapping[str, Any] = {}
+        self._seen: MutableMapping[Any, Any] = {}  # folded records' ids
+        if fold is not None:
+            state, seen = _spilled(number)
+            self.state = fold.spill.tier(state, fold.hot, lambda: fold.spilled(number))
+            self._seen = fold.spill.tier(seen, 1)
+            self.state.clear()  # whatever a former owner of the number left
+            self._seen.clear()
         self.seq = 0
         self._whole: deque[tuple[Any, list[Any] | None]] = deque()  # (key, at), oldest first
-        self._stub = _folded(number)
         self._since_snapshot: list[dict[str, Any]] = []  # for `restore`, while loading
 
     def rebuild(self) -> Partition:
@@ -193,7 +207,7 @@ class Partition:
         if not self.durable and self.records:
             raise ValueError("an in-process partition keeps no records to rebuild from")
         mine = [(k, r) for k, r in self.records.items() if r and r.get("partition") == self.number]
-        if any(r.get("folded") for _, r in mine):
+        if mine and min(r["seq"] for _, r in mine) != 1:  # the first records were folded
             raise ValueError(
                 f"partition {self.number} has folded records: read it again from its changelog"
             )
@@ -211,7 +225,7 @@ class Partition:
         only while among the last — a reload never holds them all. Call `loaded()` after the
         last. A key seen already (a zombie writer's second copy) is skipped: the first wins."""
         local = self.fold.store() if self.fold is not None else self.records  # not the changelog
-        if key in local:
+        if key in local or key in self._seen:
             return
         if record["seq"] <= self.seq:
             raise ValueError(f"partition {self.number}: record {record['seq']} after {self.seq}")
@@ -256,6 +270,8 @@ class Partition:
         record = self.records.get(event_id)
         if record is not None:
             return (Effects.from_record(record) if self.durable else record), False
+        if self._seen and event_id in self._seen:  # folded
+            return Effects(), False
         effects = decide()
         self.seq += 1
         where = None if at is None else list(at)
@@ -283,7 +299,8 @@ class Partition:
             if where is not None and where[1] >= fold.committed(self.number, where[0]):
                 return
             whole.popleft()
-            fold.store()[oldest] = self._stub
+            fold.store().pop(oldest, None)
+            self._seen[oldest] = True
             fold.folded(self.number)
 
     def _apply(self, effects: Effects) -> None:
@@ -338,3 +355,6 @@ class Journal:
             store = self.fold.store()
             for key in [k for k, r in store.items() if r and r.get("partition") in partitions]:
                 del store[key]
+            for number in partitions:
+                for ns in _spilled(number):
+                    self.fold.spill.drop(ns)

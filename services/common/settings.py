@@ -27,6 +27,12 @@ class ServiceSettings(BaseModel):
     journal_keep: int = Field(
         64, ge=1, description="stream services: whole journal records kept per partition"
     )
+    hot_keys: int = Field(
+        8192,
+        ge=1,
+        description="state keys kept in memory per partition (stream services) or per table "
+        "(gateway); the least recently used wait in a local SQLite file",
+    )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> ServiceSettings:

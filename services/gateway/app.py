@@ -48,6 +48,7 @@ from bankrun.topics import (
 )
 from services.common import metrics
 from services.common.settings import ServiceSettings
+from services.common.spill import Spill
 from services.gateway.limits import BodyLimit, RateLimit
 from services.gateway.models import (
     Accepted,
@@ -91,6 +92,9 @@ RequestKey = Annotated[str, Path(pattern=ev.REQUEST_ID_PATTERN)]
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _state["tokens"] = Tokens.from_env()  # no secret, no gateway: it never runs open
     _state["por_secret"] = por_secret_from_env() or _state["tokens"].por_secret()
+    spill_dir = settings.data_dir / "gateway"
+    spill_dir.mkdir(parents=True, exist_ok=True)
+    model.keep_in(Spill(spill_dir / "spill.sqlite"), settings.hot_keys)  # a cache: starts empty
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap, linger_ms=1, compression_type=COMPRESSION
     )
@@ -449,10 +453,7 @@ async def withdrawal_counts(venue: Venue, who: Operator) -> dict[str, Any]:
     """How many withdrawals this gateway knows in each status (requested = no answer yet);
     operator only."""
     _venue(venue)
-    counts: dict[str, int] = {}
-    for (v, _), known in model.withdrawals.items():
-        if v == venue:
-            counts[known["status"]] = counts.get(known["status"], 0) + 1
+    counts = {status: n for status, n in model.counts.get(venue, {}).items() if n}
     return {"venue": venue, "counts": counts, "total": sum(counts.values())}
 
 
@@ -508,8 +509,7 @@ async def outcomes(
     `queued`, then `paid` or `rejected`). Read from `after`, go on from `next`. Every
     customer's answers: operator only."""
     _venue(venue)
-    feed = model.outcomes.get(venue, [])
-    page = feed[after : after + limit]
+    page = model.outcome_page(venue, after, limit)
     body = {
         "venue": venue,
         "outcomes": [{"request_id": r, "status": s} for r, s in page],

@@ -5,11 +5,14 @@ Pure and eventually consistent: it lags custody by the time an event takes to tr
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Hashable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bankrun import events as ev
 from bankrun.clock import ScenarioClock
+from services.common.spill import Feed, Spill
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,10 @@ class Attested:
 
 @dataclass
 class ReadModel:
+    """Per-request knowledge (each request's status, the outcome feeds) keeps its `hot` most
+    recently used requests in memory and the rest in `spill`: it grows with every request a
+    run makes, the rest with its venues and accounts."""
+
     venues: dict[str, str] = field(default_factory=dict)  # venue -> policy
     clocks: dict[str, ScenarioClock] = field(default_factory=dict)
     paced_by_ticks: set[str] = field(default_factory=set)
@@ -57,12 +64,27 @@ class ReadModel:
     halted: dict[str, float] = field(default_factory=dict)
     accounts: dict[str, int] = field(default_factory=dict)  # venue -> accounts known
     balances: dict[tuple[str, str, str], int] = field(default_factory=dict)
-    withdrawals: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     markets: dict[str, dict[str, Any]] = field(default_factory=dict)  # symbol -> top of book
-    outcomes: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # venue -> feed
+    counts: dict[str, Counter[str]] = field(default_factory=dict)  # venue -> status -> requests
     proofs: dict[str, Attested] = field(default_factory=dict)  # venue -> last published
     _parts: dict[tuple[str, int], dict[int, tuple]] = field(default_factory=dict)
     applied: int = 0
+    spill: Spill = field(default_factory=Spill)
+    hot: int = 8192
+    #: (venue, request id) -> what is known of the request
+    withdrawals: MutableMapping[Hashable, dict[str, Any]] = field(init=False)
+    outcomes: dict[str, Feed] = field(init=False)  # venue -> (request id, status), in order
+
+    def __post_init__(self) -> None:
+        self.withdrawals = self.spill.tier("withdrawals", self.hot)
+        self.outcomes = {}
+
+    def keep_in(self, spill: Spill, hot: int) -> None:
+        """Hold per-request knowledge in `spill` from now on (before anything is applied)."""
+        if self.applied or self.withdrawals:
+            raise RuntimeError("a read model moves to another spill only while empty")
+        self.spill, self.hot = spill, hot
+        self.__post_init__()
 
     def apply(self, event: ev.Event) -> None:
         match event:
@@ -118,7 +140,13 @@ class ReadModel:
                 before = self.withdrawals.get(key, {}).get("status")
                 self.withdrawals[key] = self._status(event, status, reason, finished)
                 if before != status:  # a redelivered outcome is not news
-                    self.outcomes.setdefault(event.venue, []).append((event.request_id, status))
+                    self._counted(event.venue, before, status)
+                    feed = self.outcomes.get(event.venue)
+                    if feed is None:
+                        feed = self.outcomes[event.venue] = self.spill.feed(
+                            f"outcomes/{event.venue}"
+                        )
+                    feed.append((event.request_id, status))
             case _:
                 return
         self.applied += 1
@@ -157,9 +185,28 @@ class ReadModel:
 
     def accepted(self, request: ev.WithdrawalRequested) -> dict[str, Any]:
         """Remember a request this gateway published, until its outcome arrives."""
-        return self.withdrawals.setdefault(
-            (request.venue, request.request_id), self._status(request, "requested", None, None)
-        )
+        key = (request.venue, request.request_id)
+        known = self.withdrawals.get(key)
+        if known is None:
+            known = self.withdrawals[key] = self._status(request, "requested", None, None)
+            self._counted(request.venue, None, "requested")
+        return known
+
+    def _counted(self, venue: str, before: str | None, now: str) -> None:
+        counts = self.counts.setdefault(venue, Counter())
+        if before is not None:
+            counts[before] -= 1
+        counts[now] += 1
+
+    def _feed(self, venue: str) -> Feed:
+        feed = self.outcomes.get(venue)
+        if feed is None:
+            feed = self.outcomes[venue] = self.spill.feed(f"outcomes/{venue}")
+        return feed
+
+    def outcome_page(self, venue: str, after: int, limit: int) -> list[tuple[str, str]]:
+        feed = self.outcomes.get(venue)
+        return [] if feed is None else feed.page(after, limit)
 
     def scenario_time(self, venue: str, wall: float, fallback: ScenarioClock) -> float:
         """Now, in scenario seconds: from the wall clock, or the last tick when ticks pace the

@@ -42,11 +42,12 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     still pays does not depend on which of 100 users got there first (that alone moves the
     fractional venue's paid_fraction by up to 4 points). The chaos run keeps only 16 whole
     journal records per partition, so most of what is redelivered or sent again meets a
-    folded record."""
+    folded record, and only 64 state keys per partition (and gateway table) in memory, so
+    most requests' state is read back from disk."""
     out = {}
     for label, extra in (("calm", ()), ("chaos", ("--chaos", "flash-kills"))):
         runs_dir = tmp_path_factory.mktemp(label)
-        keep = {"BANKRUN_JOURNAL_KEEP": "16"} if label == "chaos" else {}
+        keep = {"BANKRUN_JOURNAL_KEEP": "16", "BANKRUN_HOT_KEYS": "64"} if label == "chaos" else {}
         done = subprocess.run(
             bankrun("run", "flash-panic", "--runs-dir", str(runs_dir), "--users", "1", *extra),
             capture_output=True,
@@ -84,11 +85,15 @@ def test_every_service_was_killed_twice_and_came_back(runs):
 
 
 @pytest.mark.timeout(600)
-def test_the_chaos_run_folded_its_journals(runs):
-    """The stream services held only their last records whole (see the fixture)."""
+def test_the_chaos_run_folded_its_journals_and_spilled_its_state(runs):
+    """The stream services held only their last records whole, and only their hottest state
+    keys in memory (see the fixture)."""
     for service in ("custody", "withdrawal", "matching"):
         log = (runs["chaos"] / "logs" / f"{service}.log").read_text()
         assert "folding records past the last 16" in log, service
+    for service in ("custody", "withdrawal"):  # matching's state is a few books
+        log = (runs["chaos"] / "logs" / f"{service}.log").read_text()
+        assert "state past the 64 hottest keys waits on disk" in log, service
 
 
 @pytest.mark.timeout(600)

@@ -44,9 +44,36 @@ def test_the_outcomes_feed_lists_each_change_once_in_arrival_order():
     model.apply(step(ev.WithdrawalPaid, "r-2", 60, latency_s=0))
     model.apply(queued)  # redelivered: not news
     model.apply(step(ev.WithdrawalPaid, "r-1", 900, latency_s=840))
-    assert model.outcomes[VENUE] == [("r-1", "queued"), ("r-2", "paid"), ("r-1", "paid")]
+    assert model.outcome_page(VENUE, 0, 10) == [("r-1", "queued"), ("r-2", "paid"), ("r-1", "paid")]
+    assert model.outcome_page(VENUE, 1, 1) == [("r-2", "paid")]
     assert model.withdrawals[(VENUE, "r-1")]["status"] == "paid"
     assert model.withdrawals[(VENUE, "r-1")]["finished_at"] == 900
+    assert model.counts[VENUE] == {"paid": 2, "queued": 0}
+
+
+def test_requests_past_the_hot_ones_wait_on_disk_and_are_still_known():
+    """A long run's requests do not all stay in memory; each is still answered."""
+    model = ReadModel(hot=3)
+    model.apply(ev.VenueOpened(venue=VENUE, scenario_time=0, policy="fractional"))
+    for n in range(20):
+        model.accepted(
+            ev.WithdrawalRequested(
+                venue=VENUE,
+                scenario_time=60,
+                account="c-1",
+                asset="USD",
+                request_id=f"r-{n}",
+                amount=10,
+            )
+        )
+        if n % 2:
+            model.apply(step(ev.WithdrawalPaid, f"r-{n}", 90, latency_s=30))
+    assert model.withdrawals.in_memory == 3
+    assert model.withdrawals[(VENUE, "r-0")]["status"] == "requested"  # read back from disk
+    assert model.withdrawals[(VENUE, "r-19")]["status"] == "paid"
+    assert (VENUE, "r-20") not in model.withdrawals
+    assert model.counts[VENUE] == {"requested": 10, "paid": 10}
+    assert len(model.outcome_page(VENUE, 0, 100)) == 10
 
 
 def test_time_is_the_last_tick_when_ticks_pace_the_run_and_the_wall_clock_otherwise():

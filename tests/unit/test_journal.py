@@ -82,7 +82,7 @@ def test_folding_keeps_the_last_records_whole_and_still_drops_old_duplicates():
     part = Partition(changelog, fold=Folding(lambda: changelog, keep=2))
     for n in range(5):
         part.commit(f"e{n}", lambda n=n: paying(n + 1))
-    assert [changelog[f"e{n}"].get("folded", False) for n in range(5)] == [True] * 3 + [False] * 2
+    assert [f"e{n}" in changelog for n in range(5)] == [False] * 3 + [True] * 2  # folded: out
     assert part.get("hot") == 15
     old, new_old = part.commit("e0", lambda: paying(100))
     recent, new_recent = part.commit("e4", lambda: paying(100))
@@ -103,12 +103,12 @@ def test_a_record_is_folded_only_once_its_input_is_committed():
     part = Partition(changelog, fold=fold)
     for n in range(5):
         part.commit(f"e{n}", lambda n=n: paying(n + 1), ("in", n))
-    folded = [k for k, r in changelog.items() if r.get("folded")]
+    folded = [f"e{n}" for n in range(5) if f"e{n}" not in changelog]
     assert folded == ["e0", "e1"]  # not e2, e3: more than `keep` are whole, but uncommitted
     assert changelog["e3"]["at"] == ["in", 3]
     committed["in"] = 5
     part.commit("e5", lambda: paying(6), ("in", 5))
-    assert [k for k, r in changelog.items() if not r.get("folded")] == ["e5"]
+    assert list(changelog) == ["e5"]
 
 
 def test_a_partition_loaded_whole_is_folded_and_forgotten_records_leave_memory():
@@ -119,10 +119,10 @@ def test_a_partition_loaded_whole_is_folded_and_forgotten_records_leave_memory()
     memory = dict(changelog)  # what a restarted worker read back from the changelog
     journal = Journal(memory, fold=Folding(lambda: memory, keep=1))
     assert journal.at(0).get("hot") == 1 + 3 + 5  # rebuilt whole, then folded
-    assert [memory[k].get("folded", False) for k in ("e0", "e2", "e4")] == [True, True, False]
+    assert [k in memory for k in ("e0", "e2", "e4")] == [False, False, True]
     journal.at(1)
     journal.forget({0})
-    assert sorted(memory) == ["e1", "e3", "e5"]  # partition 0 is read again when it returns
+    assert sorted(memory) == ["e5"]  # partition 0 is read again when it returns
     memory.update({k: v for k, v in changelog.items() if k not in memory})
     assert journal.at(0).get("hot") == 9
 
@@ -146,7 +146,7 @@ def test_a_reload_folds_as_it_reads_and_restores_from_the_last_snapshot():
     for key, record in changelog.items():  # in the order written
         loading.load(key, record)
         loading.load(key, {**record, "seq": 99})  # a second copy of a key: the first wins
-        whole_at_most = max(whole_at_most, sum(not r.get("folded") for r in memory.values()))
+        whole_at_most = max(whole_at_most, len(memory))
     part = journal.adopt(loading)
     assert whole_at_most == 2  # never all of them at once
     assert folds == [0] * 4
