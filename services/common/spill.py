@@ -27,6 +27,7 @@ class Spill:
 
     def __init__(self, path: Path | str = ":memory:"):
         if path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
             Path(path).unlink(missing_ok=True)  # a cache of the changelog: start empty
         self.db = sqlite3.connect(path, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=OFF")

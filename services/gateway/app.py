@@ -92,9 +92,7 @@ RequestKey = Annotated[str, Path(pattern=ev.REQUEST_ID_PATTERN)]
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _state["tokens"] = Tokens.from_env()  # no secret, no gateway: it never runs open
     _state["por_secret"] = por_secret_from_env() or _state["tokens"].por_secret()
-    spill_dir = settings.data_dir / "gateway"
-    spill_dir.mkdir(parents=True, exist_ok=True)
-    model.keep_in(Spill(spill_dir / "spill.sqlite"), settings.hot_keys)  # a cache: starts empty
+    model.keep_in(Spill(settings.data_dir / "gateway" / "spill.sqlite"), settings.hot_keys)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap, linger_ms=1, compression_type=COMPRESSION
     )

@@ -55,7 +55,7 @@ def test_the_least_recently_used_keys_go_to_disk_and_come_back_when_read():
 
 
 def test_a_spill_file_is_a_cache_that_starts_empty(tmp_path):
-    path = tmp_path / "spill.sqlite"
+    path = tmp_path / "worker" / "spill.sqlite"
     first = Spill(path)
     first.tier("t", hot=1).update({"a": 1, "b": 2})
     first.close()
