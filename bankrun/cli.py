@@ -615,7 +615,10 @@ def soak(
 
 
 def _print_soak(body: dict) -> None:
-    table = Table(title=f"soak: {body['minutes']:g} min, {body['events']} events")
+    table = Table(
+        title=f"soak: {body['minutes']:g} min, {body['events']} events",
+        caption=f"medians of the first and last quarter after a {body['warmup_s']:g} s warm-up",
+    )
     for column in ("process", "first ¼ MB", "last ¼ MB", "growth", "MB/min", "peak MB", "pids"):
         table.add_column(column, justify="left" if column == "process" else "right")
     for name, row in body["rss"].items():

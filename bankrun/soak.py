@@ -4,8 +4,10 @@ The scenario (default `slow-bleed`, a steady panic in lockstep) is stretched to 
 `minutes` of wall time at its speed; every `kill_every` minutes the next service in turn
 is killed and started again (a chaos plan, applied as in `bankrun run --chaos`). A sampler
 reads the resident memory (RSS, from /proc) of every process the run started, and of the
-runner itself, every few seconds. The verdict compares the mean of the first and the last
-quarter of each process's samples: memory that keeps growing with time shows there, not in a peak.
+runner itself, every few seconds. The verdict leaves out the warm-up (the first minute of load,
+while processes fill their pools and caches) and compares the median of the first and the
+last quarter of what follows: memory that keeps growing with time shows there, while a
+passing spike (a garbage collection, Prometheus compacting a block) does not.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import statistics
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from bankrun.scenario import Scenario
 
 SAMPLE_S = 5.0
 FLAT = 0.2  # last quarter more than 20 % above the first: not flat
+WARMUP_S = 60.0  # left out of the verdict (at most a quarter of a short soak)
 
 
 def rss_mb(pid: int) -> float | None:
@@ -107,23 +111,32 @@ class Sampler:
             if mb is not None:
                 self.samples.append({"t_s": now, "process": name, "pid": pid, "rss_mb": mb})
 
+    def warmup(self) -> tuple[float, float]:
+        """When the warm-up ends and the samples do (seconds since the sampler started)."""
+        times = [s["t_s"] for s in self.samples]
+        start, end = min(times), max(times)
+        return start + min(WARMUP_S, (end - start) / 4), end
+
     def table(self) -> dict[str, dict[str, float]]:
-        """Per process: first- and last-quarter mean RSS, growth, least-squares slope."""
+        """Per process, after the warm-up: first- and last-quarter median RSS, their growth,
+        the least-squares slope; and the peak of all samples."""
         out: dict[str, dict[str, float]] = {}
         if not self.samples:
             return out
-        end = max(s["t_s"] for s in self.samples)
+        begin, end = self.warmup()
+        span = end - begin
         for name in sorted({s["process"] for s in self.samples}):
-            mine = [(s["t_s"], s["rss_mb"]) for s in self.samples if s["process"] == name]
-            first = [mb for t, mb in mine if t <= end / 4] or [mine[0][1]]
-            last = [mb for t, mb in mine if t >= end * 3 / 4] or [mine[-1][1]]
-            q1, q4 = sum(first) / len(first), sum(last) / len(last)
+            every = [(s["t_s"], s["rss_mb"]) for s in self.samples if s["process"] == name]
+            mine = [(t, mb) for t, mb in every if t >= begin] or every
+            first = [mb for t, mb in mine if t <= begin + span / 4] or [mine[0][1]]
+            last = [mb for t, mb in mine if t >= end - span / 4] or [mine[-1][1]]
+            q1, q4 = statistics.median(first), statistics.median(last)
             out[name] = {
                 "first_quarter_mb": round(q1, 1),
                 "last_quarter_mb": round(q4, 1),
                 "growth": round(q4 / q1 - 1, 3) if q1 else 0.0,
                 "slope_mb_per_min": round(_slope(mine) * 60, 3),
-                "peak_mb": round(max(mb for _, mb in mine), 1),
+                "peak_mb": round(max(mb for _, mb in every), 1),
                 "pids": len({s["pid"] for s in self.samples if s["process"] == name}),
             }
         return out
@@ -138,6 +151,7 @@ class Sampler:
             **extra,
             "sample_s": SAMPLE_S,
             "samples": len(self.samples),
+            "warmup_s": round(self.warmup()[0] - self.samples[0]["t_s"], 1) if self.samples else 0,
             "rss": table,
             "flat": all(row["growth"] <= FLAT for row in table.values()),
             "not_flat": [name for name, row in table.items() if row["growth"] > FLAT],
