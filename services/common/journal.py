@@ -26,7 +26,7 @@ from typing import Any
 from bankrun.domain.ledger import Posting
 from bankrun.events import Event
 from bankrun.topics import topic_of
-from services.common.spill import Spill
+from services.common.spill import HOT_KEYS, Spill
 
 
 class Output:
@@ -157,7 +157,7 @@ class Folding:
     folded: Callable[[int], None] = lambda partition: None  # told each fold
     committed: Callable[[int, str], int] = lambda partition, topic: -1
     spill: Spill = field(default_factory=Spill)
-    hot: int = 8192
+    hot: int = HOT_KEYS
     spilled: Callable[[int], None] = lambda partition: None  # told when state first goes out
 
 

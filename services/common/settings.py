@@ -9,6 +9,7 @@ from pathlib import Path
 from pydantic import BaseModel, Field
 
 from bankrun.clock import ScenarioClock
+from services.common.spill import HOT_KEYS
 
 
 class ServiceSettings(BaseModel):
@@ -28,7 +29,7 @@ class ServiceSettings(BaseModel):
         64, ge=1, description="stream services: whole journal records kept per partition"
     )
     hot_keys: int = Field(
-        8192,
+        HOT_KEYS,
         ge=1,
         description="state keys kept in memory per partition (stream services) or per table "
         "(gateway); the least recently used wait in a local SQLite file",

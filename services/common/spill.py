@@ -19,11 +19,15 @@ from pathlib import Path
 from typing import Any
 
 _MISSING = object()
-_BLOOM_BITS = 1 << 23  # 1 MB: under 1 % false positives up to ~500k cold keys
+#: keys a tiered mapping keeps in memory unless told otherwise: a partition's working set
+#: (its venues' settings, queues and totals, the requests in flight) and then some
+HOT_KEYS = 2048
+_BLOOM_BITS = 1 << 23  # 1 MB: under 1 % false positives up to ~500k keys on disk
 
 
 class Spill:
-    """One process's cold store: rows under a namespace (a partition's state, a feed)."""
+    """One process's cold store: rows under a namespace (a partition's state, a feed), and a
+    bloom filter over every key written out, made when the first one is."""
 
     def __init__(self, path: Path | str = ":memory:"):
         if path != ":memory:":
@@ -39,6 +43,7 @@ class Spill:
             "CREATE TABLE feed (ns TEXT, seq INTEGER, value BLOB, PRIMARY KEY (ns, seq))"
             " WITHOUT ROWID"
         )
+        self._bloom: bytearray | None = None
 
     def tier(self, ns: str, hot: int, first_out: Callable[[], None] = lambda: None) -> Tiered:
         return Tiered(self, ns, hot, first_out)
@@ -54,12 +59,31 @@ class Spill:
     def close(self) -> None:
         self.db.close()
 
+    def mark(self, ns: str, blob: bytes) -> None:
+        """`blob` (a pickled key) was written out under `ns`."""
+        if self._bloom is None:
+            self._bloom = bytearray(_BLOOM_BITS // 8)
+        for bit in _bits(ns, blob):
+            self._bloom[bit >> 3] |= 1 << (bit & 7)
+
+    def maybe(self, ns: str, blob: bytes) -> bool:
+        """False: `blob` was never written out under `ns`; True: it may have been."""
+        bloom = self._bloom
+        if bloom is None:
+            return False
+        return all(bloom[bit >> 3] & (1 << (bit & 7)) for bit in _bits(ns, blob))
+
+
+def _bits(ns: str, blob: bytes) -> tuple[int, int]:
+    h = hash((ns, blob))  # salted per process, like the filter itself
+    return h % _BLOOM_BITS, (h >> 32) % _BLOOM_BITS
+
 
 class Tiered(MutableMapping[Hashable, Any]):
     """A mapping whose `hot` most recently used keys stay in memory; the least recently used
-    go to the spill's SQLite file as they are pushed out, and come back when read. A bloom
-    filter over the spilled keys answers most reads of a key that was never spilled (a new
-    request's id, a venue never halted) without asking SQLite."""
+    go to the spill's SQLite file as they are pushed out, and come back when read. The spill's
+    bloom filter answers most reads of a key that was never written out (a new request's id,
+    a venue never halted) without asking SQLite."""
 
     def __init__(
         self, spill: Spill, ns: str, hot: int, first_out: Callable[[], None] = lambda: None
@@ -69,7 +93,6 @@ class Tiered(MutableMapping[Hashable, Any]):
             raise ValueError("a tiered mapping keeps at least one key in memory")
         self.spill, self.ns, self.hot, self.first_out = spill, ns, hot, first_out
         self._mem: OrderedDict[Hashable, Any] = OrderedDict()
-        self._bloom = bytearray(_BLOOM_BITS // 8)
         self.spilled = 0  # keys written out, ever (a key written twice counts twice)
 
     # -- the mapping ----------------------------------------------------------------------
@@ -88,7 +111,7 @@ class Tiered(MutableMapping[Hashable, Any]):
         if not self.spilled:
             return default
         blob = pickle.dumps(key)
-        if not self._maybe_spilled(blob):
+        if not self.spill.maybe(self.ns, blob):
             return default
         row = self.spill.db.execute(
             "SELECT value FROM cold WHERE ns = ? AND key = ?", (self.ns, blob)
@@ -131,8 +154,7 @@ class Tiered(MutableMapping[Hashable, Any]):
     def clear(self) -> None:
         self._mem.clear()
         self.spill.db.execute("DELETE FROM cold WHERE ns = ?", (self.ns,))
-        self._bloom = bytearray(len(self._bloom))
-        self.spilled = 0
+        self.spilled = 0  # the filter keeps its marks: a false positive costs one query
 
     @property
     def in_memory(self) -> int:
@@ -154,21 +176,10 @@ class Tiered(MutableMapping[Hashable, Any]):
                 "INSERT OR REPLACE INTO cold VALUES (?, ?, ?)",
                 (self.ns, blob, pickle.dumps(old_value)),
             )
-            self._mark(blob)
+            self.spill.mark(self.ns, blob)
             self.spilled += 1
             if self.spilled == 1:
                 self.first_out()
-
-    def _bits(self, blob: bytes) -> tuple[int, int]:
-        h = hash(blob)  # salted per process, like the filter itself
-        return h % _BLOOM_BITS, (h >> 32) % _BLOOM_BITS
-
-    def _mark(self, blob: bytes) -> None:
-        for bit in self._bits(blob):
-            self._bloom[bit >> 3] |= 1 << (bit & 7)
-
-    def _maybe_spilled(self, blob: bytes) -> bool:
-        return all(self._bloom[bit >> 3] & (1 << (bit & 7)) for bit in self._bits(blob))
 
 
 class Feed:

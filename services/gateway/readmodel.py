@@ -12,7 +12,7 @@ from typing import Any
 
 from bankrun import events as ev
 from bankrun.clock import ScenarioClock
-from services.common.spill import Feed, Spill
+from services.common.spill import HOT_KEYS, Feed, Spill
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,7 @@ class ReadModel:
     _parts: dict[tuple[str, int], dict[int, tuple]] = field(default_factory=dict)
     applied: int = 0
     spill: Spill = field(default_factory=Spill)
-    hot: int = 8192
+    hot: int = HOT_KEYS
     #: (venue, request id) -> what is known of the request
     withdrawals: MutableMapping[Hashable, dict[str, Any]] = field(init=False)
     outcomes: dict[str, Feed] = field(init=False)  # venue -> (request id, status), in order
