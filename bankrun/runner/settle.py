@@ -11,6 +11,7 @@ in the log.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -70,7 +71,7 @@ def settled_counts(stack: Stack, runner_sent: Counter[str], stall_s: float = 120
         seen["counts"] = counts
         return in_flight(stack, runner_sent, counts) == 0, moved(counts)
 
-    until_settled(probe, "the stack to settle", stall_s)
+    until_settled(probe, "the stack to settle", stall_s, stack.stopping)
     return seen["counts"]
 
 
@@ -79,14 +80,25 @@ def moved(counts: Counts) -> float:
     return sum(counts.values())
 
 
+class StackStopped(RuntimeError):
+    """The stack was stopped (Ctrl-C, a violation) while a thread still waited on it."""
+
+
 def until_settled(
-    probe: Callable[[], tuple[bool, float | None]], what: str, stall_s: float
+    probe: Callable[[], tuple[bool, float | None]],
+    what: str,
+    stall_s: float,
+    stopping: threading.Event | None = None,
 ) -> None:
     """Poll `probe` (settled?, progress) until settled. Give up only after `stall_s` seconds
     in which the progress did not change: a stack working through a burst on a loaded machine
-    is slow, not broken; one that consumes nothing while something is in flight is stuck."""
+    is slow, not broken; one that consumes nothing while something is in flight is stuck.
+    Stop at once once `stopping` is set: a wait in a worker thread outlives the run's
+    cancelled task, and the process cannot exit before it ends."""
     last, deadline = None, time.monotonic() + stall_s
     while True:
+        if stopping is not None and stopping.is_set():
+            raise StackStopped(f"the stack was stopped while waiting for {what}")
         done, progress = probe()
         if done:
             return
@@ -106,4 +118,6 @@ def wait_until_drained(
         step("in flight", 0 if behind else 1, 1)
         return behind == 0, None if counts is None else moved(counts)
 
-    until_settled(probe, "every service to consume what was written for it", stall_s)
+    until_settled(
+        probe, "every service to consume what was written for it", stall_s, stack.stopping
+    )

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -62,6 +63,8 @@ class Stack:
     tally: Tally = field(default_factory=Tally)  # message counts across restarts
     #: more Prometheus jobs beside the services (the runner's invariant watcher): job -> host:port
     extra_targets: dict[str, str] = field(default_factory=dict)
+    #: set once the stack is being stopped: waits in worker threads give up (settle)
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def log_dir(self) -> Path:
@@ -202,12 +205,14 @@ class Stack:
 
     def stop_services(self) -> None:
         """Stop the services (gateway first), leaving broker and Prometheus up for export."""
+        self.stopping.set()
         for name in reversed(SERVICES):
             if name in self.processes:
                 self.progress(f"stopping {name}")
                 self.processes[name].stop()
 
     def stop(self) -> None:
+        self.stopping.set()
         for name in reversed(list(self.processes)):
             self.processes[name].stop()
 

@@ -70,7 +70,7 @@ class Unfolding:
             done = accepted >= self.asks.count and in_flight(self.stack, sent, counts) == 0
             return done, moved(counts)
 
-        until_settled(probe, "the stack to settle after a step", SETTLE_S)
+        until_settled(probe, "the stack to settle after a step", SETTLE_S, self.stack.stopping)
 
     def _step(self, t: float, sent: Counter[str]) -> None:
         self._settle(sent)

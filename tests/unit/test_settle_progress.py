@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import threading
 
 import pytest
 
-from bankrun.runner.settle import until_settled
+from bankrun.runner.settle import StackStopped, until_settled
 
 
 def test_a_stack_that_keeps_consuming_is_waited_for_past_the_stall_limit():
@@ -28,3 +29,17 @@ def test_a_stack_that_consumes_nothing_is_given_up_on_naming_what_it_waited_for(
 def test_an_unreachable_service_is_no_progress():
     with pytest.raises(TimeoutError):
         until_settled(lambda: (False, None), "a killed service", stall_s=0.2)
+
+
+def test_a_wait_gives_up_at_once_when_the_stack_is_stopped():
+    """A Ctrl-C'd run's settle wait, left in a worker thread, must not hold the exit."""
+    stopping, polls = threading.Event(), itertools.count()
+
+    def probe() -> tuple[bool, float]:
+        if next(polls) == 3:
+            stopping.set()
+        return False, 1.0
+
+    with pytest.raises(StackStopped, match="stopped while waiting for a step"):
+        until_settled(probe, "a step", stall_s=300, stopping=stopping)
+    assert next(polls) == 4
