@@ -539,15 +539,19 @@ def report_command(
 def soak(
     minutes: Annotated[float, typer.Option(min=0.5, max=24 * 60, help="wall minutes of load")] = 10,
     scenario: Annotated[
-        str, typer.Option(help="a steady-load scenario, name or path (default: a steady panic)")
-    ] = "slow-bleed",
+        str,
+        typer.Option(help="a steady-load scenario, name or path (default: a constant load)"),
+    ] = "baseline",
     kill_every: Annotated[
         float, typer.Option(min=0.25, help="wall minutes between kills (services in turn)")
     ] = 2.0,
     speed: Annotated[
         float | None,
-        typer.Option(help="scenario seconds per wall second (default: the scenario's)"),
-    ] = 5040,
+        typer.Option(
+            help="scenario seconds per wall second (default 2520: ~11 withdrawals a second "
+            "of `baseline`, which the embedded broker keeps up with for about six minutes)"
+        ),
+    ] = 2520,
     runs_dir: Annotated[Path, typer.Option(help="where run folders go")] = Path("runs"),
 ) -> None:
     """Steady load for MINUTES with a service killed every KILL_EVERY minutes; samples the

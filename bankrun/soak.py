@@ -1,7 +1,7 @@
 """`bankrun soak`: a long steady run with periodic kills, watching every process's memory.
 
-The scenario (default `slow-bleed`, a steady panic in lockstep) is stretched to last
-`minutes` of wall time at its speed; every `kill_every` minutes the next service in turn
+The scenario (default `baseline`, a constant load) is stretched to last `minutes` of wall
+time at its speed; every `kill_every` minutes the next service in turn
 is killed and started again (a chaos plan, applied as in `bankrun run --chaos`). A sampler
 reads the resident memory (RSS, from /proc) of every process the run started, and of the
 runner itself, every few seconds. The verdict leaves out the warm-up (the first minute of load,
