@@ -141,12 +141,7 @@ class ReadModel:
                 self.withdrawals[key] = self._status(event, status, reason, finished)
                 if before != status:  # a redelivered outcome is not news
                     self._counted(event.venue, before, status)
-                    feed = self.outcomes.get(event.venue)
-                    if feed is None:
-                        feed = self.outcomes[event.venue] = self.spill.feed(
-                            f"outcomes/{event.venue}"
-                        )
-                    feed.append((event.request_id, status))
+                    self._feed(event.venue).append((event.request_id, status))
             case _:
                 return
         self.applied += 1
