@@ -22,13 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from bankrun.chaos import ChaosPlan, Duplicate, Forge, Kill, Pause
 from bankrun.runner import kafka
 from bankrun.runner.processes import ManagedProcess, StartupError, http_ok, wait_until
 from bankrun.runner.stack import Stack
-from bankrun.topics import BALANCES, BY_NAME, COMPRESSION
+from bankrun.topics import BALANCES, BY_NAME
 
 READY_S = 300.0  # a restarted service not ready by then is a broken restart
 
@@ -189,9 +187,7 @@ class Chaos:
     # -- plumbing -----------------------------------------------------------------------
 
     async def _send(self, topic: str, records: list[dict[str, Any]], sent: Counter[str]) -> None:
-        producer = AIOKafkaProducer(
-            bootstrap_servers=self.stack.bootstrap, linger_ms=1, compression_type=COMPRESSION
-        )
+        producer = kafka.log_writer(self.stack.bootstrap, linger_ms=1)
         await producer.start()
         try:
             for record in records:

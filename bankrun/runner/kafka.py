@@ -126,9 +126,7 @@ async def _missing_topics(bootstrap: str) -> list[str]:
 async def publish(bootstrap: str, events: Iterable[ev.Event]) -> Counter[str]:
     """Send events to their catalogue topics and wait until the broker has them all; returns
     how many went to each topic."""
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=5, compression_type=COMPRESSION
-    )
+    producer = log_writer(bootstrap, linger_ms=5)
     await producer.start()
     try:
         futures = []
@@ -143,6 +141,14 @@ async def publish(bootstrap: str, events: Iterable[ev.Event]) -> Counter[str]:
         return sent
     finally:
         await producer.stop()
+
+
+def log_writer(bootstrap: str, linger_ms: int = 0) -> AIOKafkaProducer:
+    """A producer that compresses its batches (`COMPRESSION`: the embedded broker keeps every
+    record in memory)."""
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=linger_ms, compression_type=COMPRESSION
+    )
 
 
 def log_reader(

@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaProducer
 
 from bankrun import events as ev
 from bankrun import report, sim, summary, workload
@@ -37,7 +36,7 @@ from bankrun.runner.stack import Attached, Progress, Stack
 from bankrun.runner.steps import Steps, Unfolding, steps_for
 from bankrun.runner.watch import InvariantViolated, Watcher
 from bankrun.scenario import PanicLoad, Scenario
-from bankrun.topics import CATALOGUE, COMPRESSION, topic_of
+from bankrun.topics import CATALOGUE, topic_of
 
 FEAR_FILE = report.FEAR_FILE
 LEAD_SECONDS = 3.0  # wall seconds between publishing the genesis and scenario time zero
@@ -320,9 +319,7 @@ async def _clock(
     """Publish every clock tick at its wall time, or as soon after as the load's steps allow;
     `sent` counts what went to each topic. Returns how late the ticks were (wall seconds)."""
     lateness: list[float] = []
-    producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, linger_ms=1, compression_type=COMPRESSION
-    )
+    producer = kafka.log_writer(bootstrap, linger_ms=1)
     await producer.start()
     try:
         for t in [0.0, *workload.tick_times(scenario)]:

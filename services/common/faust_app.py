@@ -16,7 +16,7 @@ from contextlib import aclosing
 from typing import Any
 
 import faust
-from aiokafka import AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from faust import stores as faust_stores
 from faust.stores.memory import Store as MemoryStore
@@ -25,7 +25,7 @@ from prometheus_client import generate_latest
 from pydantic import ValidationError
 
 from bankrun import events as ev
-from bankrun.runner.kafka import log_reader
+from bankrun.runner.kafka import log_reader, log_writer
 from bankrun.topics import (
     BY_NAME,
     COMPRESSION,
@@ -368,7 +368,7 @@ async def _read_changelog(
     topic, partition = table.changelog_topic.get_topic_name(), part.number
     marker = f"__end__/{uuid.uuid4()}".encode()
     log.info("changelog %s[%s]: writing an end marker", topic, partition)
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, compression_type=COMPRESSION)
+    producer = log_writer(bootstrap)
     await asyncio.wait_for(producer.start(), timeout)
     try:
         await asyncio.wait_for(

@@ -23,7 +23,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from fastapi import Depends, FastAPI, Header, HTTPException, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -35,10 +35,9 @@ from bankrun import events as ev
 from bankrun.auth import Caller, Tokens, por_secret_from_env
 from bankrun.domain.attestation import liabilities_tree
 from bankrun.domain.por import SumTree
-from bankrun.runner.kafka import log_reader
+from bankrun.runner.kafka import log_reader, log_writer
 from bankrun.topics import (
     BALANCES,
-    COMPRESSION,
     CONTROL,
     CUSTODY_EVENTS,
     MARKET_DATA,
@@ -93,9 +92,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     _state["tokens"] = Tokens.from_env()  # no secret, no gateway: it never runs open
     _state["por_secret"] = por_secret_from_env() or _state["tokens"].por_secret()
     model.keep_in(Spill(settings.data_dir / "gateway" / "spill.sqlite"), settings.hot_keys)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap, linger_ms=1, compression_type=COMPRESSION
-    )
+    producer = log_writer(settings.bootstrap, linger_ms=1)
     await producer.start()
     consumer = log_reader(settings.bootstrap)
     await consumer.start()
