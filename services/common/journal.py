@@ -6,7 +6,8 @@ may send the same event twice. So a handler never writes state directly: it *dec
 
 1. writes that decision as ONE record under the input's event id (the only durable write: a
    changelogged faust Table in services, a dict in sims), numbered in its partition;
-2. applies it to the partition's state, which lives in memory.
+2. applies it to the partition's state, which lives in the worker (its least recently used
+   keys on local disk, see `Folding`).
 
 A worker that starts, or is given a partition, rebuilds that partition's state by applying its
 records in order — event sourcing, with the journal as the log. A redelivered event finds its
@@ -167,7 +168,7 @@ def _spilled(partition: int) -> tuple[str, str]:
 
 
 class Partition:
-    """One partition's state (in memory) and its committed records (durable).
+    """One partition's state (in the worker) and its committed records (durable).
 
     `restore`, when given, runs after a rebuild or a load with the partition's records in
     order from the last `SNAPSHOT` on: for state that is not a dict of values (the matching
