@@ -183,9 +183,9 @@ class Partition:
         durable: bool = True,
         fold: Folding | None = None,
     ):
-        """`durable=False` (an in-process bus, which never rebuilds) keeps each event's
-        `Effects` as they are instead of their serialized record: duplicates are still
-        dropped, and nothing is encoded that no one will read."""
+        """`durable=False` (an in-process bus, which never rebuilds or redelivers) keeps only
+        each event's id: a duplicate is still dropped, its outputs not sent again, and the
+        events and effects of a long sim are freed as soon as the bus is done with them."""
         self.records = records
         self.number = number
         self.restore = restore
@@ -270,7 +270,7 @@ class Partition:
         """
         record = self.records.get(event_id)
         if record is not None:
-            return (Effects.from_record(record) if self.durable else record), False
+            return (Effects.from_record(record) if self.durable else Effects()), False
         if self._seen and event_id in self._seen:  # folded
             return Effects(), False
         effects = decide()
@@ -282,7 +282,7 @@ class Partition:
                 record["at"] = where
             self.records[event_id] = record
         else:
-            self.records[event_id] = effects
+            self.records[event_id] = True
         self._apply(effects)
         self._keep_whole(event_id, where)
         return effects, True

@@ -26,6 +26,19 @@ def test_a_duplicate_is_applied_once_and_re_emits_its_outputs():
     assert again.increments == first.increments
 
 
+def test_an_in_process_partition_drops_a_duplicate_and_keeps_only_ids():
+    records: dict = {}
+    part = Partition(records, durable=False)
+    first, new = part.commit(
+        1, lambda: Effects(increments={"hot": 5}, outputs=[Output("t", "k", b"x")])
+    )
+    again, new_again = part.commit(1, lambda: deposit_effects(999))
+    assert (new, new_again) == (True, False)
+    assert part.get("hot") == 5
+    assert first.outputs and not again.outputs and not again.increments  # nothing sent twice
+    assert records == {1: True}  # no effects, events or bytes held for the rest of the sim
+
+
 def test_a_restarted_worker_rebuilds_the_same_state_from_the_records():
     records: dict = {}
     before = Journal(records)

@@ -42,6 +42,24 @@ def test_parallel_seeds_give_what_each_seed_gives_alone():
     assert len({json.dumps(o.venues, sort_keys=True) for o in parallel}) > 1  # seeds differ
 
 
+def test_seeds_skip_only_the_proofs_nobody_sees_and_reach_the_same_outcome():
+    small = FTX.model_copy(
+        update={
+            "duration_hours": 30,  # attests at hours 0 and 24
+            "venues": [v.model_copy(update={"customers": 60}) for v in FTX.venues],
+        }
+    )
+    assert all(v.por is not None and not v.por.published for v in small.venues)
+    (seed,) = montecarlo.variations(small, 1)
+    assert [v.por for v in seed.venues] == [None] * len(small.venues)
+    with_proofs, without = montecarlo.outcome(small), montecarlo.outcome(seed)
+    assert (without.venues, without.curves) == (with_proofs.venues, with_proofs.curves)
+    shown = scenario.load("por-2022")
+    assert [v.por for v in montecarlo.variations(shown, 1)[0].venues] == [
+        v.por for v in shown.venues
+    ]
+
+
 def test_bands_are_percentiles_of_what_the_seeds_reached():
     assert montecarlo.band([None, None]) is None
     b = montecarlo.band([float(x) for x in range(1, 101)] + [None])
