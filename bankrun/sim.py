@@ -60,7 +60,7 @@ class InProcessBus:
                     continue
                 journal, handle = services[name]
                 effects, _ = journal.commit(
-                    current.event_id.int, functools.partial(handle, current, journal.get)
+                    current.event_id.int, functools.partial(handle, current, journal.lookup)
                 )
                 queue.extend(o.event or ev.decode(o.value) for o in effects.outputs)
 

@@ -214,7 +214,7 @@ def run_service(
         part = journal.at(msg.partition)
         try:
             effects, new = part.commit(
-                str(event.event_id), lambda: handle(event, part.get), (msg.topic, msg.offset)
+                str(event.event_id), lambda: handle(event, part.lookup), (msg.topic, msg.offset)
             )
         except Exception as crash:  # one bad event must not stop the stream
             log.exception("handler failed on %s", event.event_id)

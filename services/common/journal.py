@@ -253,6 +253,12 @@ class Partition:
         value = self.state.get(key)
         return default if value is None else value
 
+    @property
+    def lookup(self) -> Callable[[str], Any]:
+        """What a handler reads the state through (a missing key is None): the state's own
+        `get`, with no frame of ours around each of a handler's many reads."""
+        return self.state.get
+
     def commit(
         self,
         event_id: str | int,
