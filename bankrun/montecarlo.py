@@ -85,10 +85,11 @@ def outcome(scenario: Scenario) -> Outcome:
     """Simulate one variation and keep what the bands need (not the log)."""
     started = time.perf_counter()
     totals, series, dedupe = summary.Tally(), report.Series(), summary.Dedupe()
+    wanted = totals.COUNTED | series.DRAWN  # most events are neither: not even deduplicated
 
     def watch(events: list[ev.Event]) -> None:
         for event in events:
-            if dedupe.first(event):
+            if type(event) in wanted and dedupe.first(event):
                 totals.add(event)
                 series.add(event)
 

@@ -60,7 +60,12 @@ class Series:
         self.prices: dict[str, list[tuple[float, float]]] = {}
         self._totals: dict[tuple[str, str], int] = {}
 
+    #: the event types `add` draws from (a test holds this to its body)
+    DRAWN: frozenset[type[ev.Event]] = frozenset({ev.BookSnapshot, ev.ReserveSnapshot, *_FLOWS})
+
     def add(self, event: ev.Event) -> None:
+        if type(event) not in self.DRAWN:
+            return
         hours = event.scenario_time / HOUR
         if isinstance(event, ev.BookSnapshot):
             self.prices.setdefault(event.market, []).append((hours, event.last))

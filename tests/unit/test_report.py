@@ -3,11 +3,15 @@ against the late ones — from the log alone."""
 
 from __future__ import annotations
 
+import ast
+import inspect
 import json
 import re
+import textwrap
 
 import pytest
 
+from bankrun import events as ev
 from bankrun import report, scenario, summary
 from bankrun.runner.run import simulate
 
@@ -56,3 +60,22 @@ def test_who_got_paid_adds_up_to_the_summary_and_first_movers_fare_best(ftx):
     assert asked[-1]["paid_share"] < 0.5  # the crowd after it: the run's injustice
     full = report.who_got_paid(tallies["full-reserve"], 120)
     assert all(g["paid_share"] == 1.0 for g in full["by_decile"] if g["customers"])
+
+
+def _event_classes(function) -> set[type]:
+    """The event classes a function's body names (`ev.X` in a pattern, a call or a mapping)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+    names = {
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+        if node.value.id == "ev" and isinstance(getattr(ev, node.attr, None), type)
+    }
+    return {getattr(ev, n) for n in names if issubclass(getattr(ev, n), ev.Event)} - {ev.Event}
+
+
+def test_the_tallies_pass_over_only_events_they_never_look_at():
+    """`Tally.COUNTED` and `Series.DRAWN` let most of a log through untried: they must name
+    every event type their `add` has a case for, or that type would silently stop counting."""
+    assert _event_classes(summary.Tally.add) == summary.Tally.COUNTED
+    assert _event_classes(report.Series.add) | set(report._FLOWS) == report.Series.DRAWN
