@@ -12,7 +12,7 @@ import textwrap
 import pytest
 
 from bankrun import events as ev
-from bankrun import report, scenario, summary
+from bankrun import report, scenario, sim, summary
 from bankrun.runner.run import simulate
 
 
@@ -74,8 +74,10 @@ def _event_classes(function) -> set[type]:
     return {getattr(ev, n) for n in names if issubclass(getattr(ev, n), ev.Event)} - {ev.Event}
 
 
-def test_the_tallies_pass_over_only_events_they_never_look_at():
-    """`Tally.COUNTED` and `Series.DRAWN` let most of a log through untried: they must name
-    every event type their `add` has a case for, or that type would silently stop counting."""
+def test_log_readers_pass_over_only_events_they_never_look_at():
+    """`Tally.COUNTED`, `Series.DRAWN` and the sim's customers' `_LogReader.SEEN` let most of a
+    log through untried: each must name every event type its reader has a case for, or that
+    type would silently stop counting."""
     assert _event_classes(summary.Tally.add) == summary.Tally.COUNTED
     assert _event_classes(report.Series.add) | set(report._FLOWS) == report.Series.DRAWN
+    assert _event_classes(sim._LogReader.read) == sim._LogReader.SEEN
