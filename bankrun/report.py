@@ -55,13 +55,13 @@ class Series:
     """The series, an event at a time: over a log, or as a sim goes. `add` counts what it is
     given: drop redelivered copies first (`summaries.Dedupe`)."""
 
+    #: the event types `add` draws from (a test holds this to its body)
+    DRAWN: frozenset[type[ev.Event]] = frozenset({ev.BookSnapshot, ev.ReserveSnapshot, *_FLOWS})
+
     def __init__(self) -> None:
         self.venues: dict[str, VenueSeries] = {}
         self.prices: dict[str, list[tuple[float, float]]] = {}
         self._totals: dict[tuple[str, str], int] = {}
-
-    #: the event types `add` draws from (a test holds this to its body)
-    DRAWN: frozenset[type[ev.Event]] = frozenset({ev.BookSnapshot, ev.ReserveSnapshot, *_FLOWS})
 
     def add(self, event: ev.Event) -> None:
         if type(event) not in self.DRAWN:

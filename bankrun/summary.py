@@ -212,25 +212,6 @@ class Tally:
     Monte Carlo seed keeps no log (each event is tallied while it is still in the cache).
     `add` counts what it is given: drop redelivered copies first (`Dedupe`)."""
 
-    def __init__(self) -> None:
-        self.venues: dict[str, VenueTally] = {}
-        self.markets: dict[str, MarketTally] = {}
-
-    @classmethod
-    def over(cls, events: Iterable[ev.Event]) -> Tally:
-        totals = cls()
-        for event in unique(events):
-            totals.add(event)
-        return totals
-
-    def summary(self, meta: dict[str, Any]) -> dict[str, Any]:
-        venues = {n: t.row(n) for n, t in sorted(self.venues.items()) if n != "unknown"}
-        return {
-            **meta,
-            "venues": venues,
-            "markets": {name: m.row() for name, m in sorted(self.markets.items())},
-        }
-
     #: The event types `add` counts (a test holds this to its cases). The rest, most of a log
     #: (balance snapshots, reservations, payouts, price marks, ticks), are passed over at once
     #: instead of being tried against every case.
@@ -258,6 +239,25 @@ class Tally:
             ev.ClaimWrittenDown,
         }
     )
+
+    def __init__(self) -> None:
+        self.venues: dict[str, VenueTally] = {}
+        self.markets: dict[str, MarketTally] = {}
+
+    @classmethod
+    def over(cls, events: Iterable[ev.Event]) -> Tally:
+        totals = cls()
+        for event in unique(events):
+            totals.add(event)
+        return totals
+
+    def summary(self, meta: dict[str, Any]) -> dict[str, Any]:
+        venues = {n: t.row(n) for n, t in sorted(self.venues.items()) if n != "unknown"}
+        return {
+            **meta,
+            "venues": venues,
+            "markets": {name: m.row() for name, m in sorted(self.markets.items())},
+        }
 
     def add(self, event: ev.Event) -> None:
         if type(event) not in self.COUNTED:
