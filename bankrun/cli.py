@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING, Annotated, Protocol
 import typer
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
 from bankrun import schemas as schema_files
@@ -492,6 +499,7 @@ def _sims(run_dir: Path, total: int, label: str, on_interrupt=None):  # type: ig
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TimeRemainingColumn(),  # sims of one batch take alike: an estimate worth showing
         console=console,
     ) as bar:
         batch = _Batch(run_dir, bar, bar.add_task(label, total=total))
