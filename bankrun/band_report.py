@@ -49,10 +49,15 @@ def _table(table_id: str, rows: dict[str, dict[str, Band | None]], first: str) -
 
 
 def write_seeds(
-    run_dir: Path, scenario: Scenario, outcomes: list[Outcome], wall_seconds: float
+    run_dir: Path,
+    scenario: Scenario,
+    outcomes: list[Outcome],
+    curves: montecarlo.CurveFile,
+    wall_seconds: float,
 ) -> Path:
-    """`montecarlo.json`, `seeds.csv` and `report.html` for `sim --seeds N`."""
-    data = montecarlo.as_json(scenario, outcomes, wall_seconds)
+    """`montecarlo.json`, `seeds.csv` and `report.html` for `sim --seeds N` (its seeds' curves
+    are in `curves`' file, `curves.npy`)."""
+    data = montecarlo.as_json(scenario, outcomes, curves, wall_seconds)
     (run_dir / "montecarlo.json").write_text(json.dumps(data, indent=1))
     with (run_dir / "seeds.csv").open("w", newline="") as out:
         writer = csv.writer(out)

@@ -350,17 +350,18 @@ def sim(
     from bankrun import band_report, montecarlo
 
     run_dir = _many_folder(runs_dir, f"{spec.name}-seeds{seeds}", text)
+    curves = montecarlo.CurveFile(run_dir / "curves.npy", spec, seeds)
 
     def partial(batch: _Batch) -> None:
         done = sorted(batch.finished, key=lambda o: o.seed)
-        band_report.write_seeds(run_dir, spec, done, batch.elapsed())
+        band_report.write_seeds(run_dir, spec, done, curves, batch.elapsed())
         console.print(f"bands of the {len(done)} seeds that finished: {run_dir / 'report.html'}")
 
     with _sims(run_dir, seeds, f"{spec.name}: {seeds} seeds", partial) as batch:
         outcomes = montecarlo.run(
-            montecarlo.variations(spec, seeds), workers, lambda i, o: batch.done(o)
+            montecarlo.variations(spec, seeds), workers, lambda i, o: batch.done(o), curves
         )
-    band_report.write_seeds(run_dir, spec, outcomes, batch.elapsed())
+    band_report.write_seeds(run_dir, spec, outcomes, curves, batch.elapsed())
     _print_bands(f"{spec.name} over {seeds} seeds", montecarlo.bands(outcomes), "venue")
     console.print(f"wall time: {batch.elapsed():.1f} s · folder: {run_dir}")
 

@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -44,7 +45,8 @@ CURVES = {
 
 @dataclass
 class Outcome:
-    """One seed's answer: per venue, each metric (None: not reached) and each curve."""
+    """One seed's answer: per venue, each metric (None: not reached) and, when drawn and not
+    yet written to a `CurveFile`, each curve."""
 
     seed: int
     wall_seconds: float
@@ -81,24 +83,27 @@ def unseen_proofs_off(scenario: Scenario) -> Scenario:
     return scenario.model_copy(update={"venues": venues})
 
 
-def outcome(scenario: Scenario) -> Outcome:
-    """Simulate one variation and keep what the bands need (not the log)."""
+def outcome(scenario: Scenario, curves: bool = True) -> Outcome:
+    """Simulate one variation and keep what the bands need (not the log); its curves only if
+    asked (a sweep's or a reverse stress test's seeds need none)."""
     started = time.perf_counter()
     totals, series, dedupe = summary.Tally(), report.Series(), summary.Dedupe()
-    wanted = totals.COUNTED | series.DRAWN  # most events are neither: not even deduplicated
+    wanted = totals.COUNTED | (series.DRAWN if curves else frozenset())
+    # most events are none of them: not even deduplicated
 
     def watch(events: list[ev.Event]) -> None:
         for event in events:
             if type(event) in wanted and dedupe.first(event):
                 totals.add(event)
-                series.add(event)
+                if curves:
+                    series.add(event)
 
     with sim.no_cycle_collection():  # until the sim's state is dropped: see there
         bus = sim.simulate(scenario, watch)
         fear = bus.desk.fear if bus.desk is not None else {}
         del bus
     rows = totals.summary({})["venues"]
-    curves = _curves(series.venues, grid(scenario), fear)
+    drawn = _curves(series.venues, grid(scenario), fear) if curves else {}
     venues = {
         name: {
             "dry_at_hours": row["dry_at_hours"],
@@ -114,7 +119,7 @@ def outcome(scenario: Scenario) -> Outcome:
         }
         for name, row in rows.items()
     }
-    return Outcome(scenario.seed, round(time.perf_counter() - started, 3), venues, curves)
+    return Outcome(scenario.seed, round(time.perf_counter() - started, 3), venues, drawn)
 
 
 def grid(scenario: Scenario) -> list[float]:
@@ -173,25 +178,31 @@ def run(
     scenarios: Iterable[Scenario],
     workers: int | None = None,
     done: Callable[[int, Outcome], None] = lambda i, o: None,
+    curves: CurveFile | None = None,
 ) -> list[Outcome]:
     """Simulate each scenario, `workers` at a time in forked processes (1: in this one);
     `done(index, outcome)` hears of each as it finishes. Outcomes come back in the order
-    given. On any error or Ctrl-C the pool's processes are terminated before it propagates:
-    none outlive it."""
-    todo = list(scenarios)
+    given, with their metrics only: each one's curves, if `curves` is given, go to that file
+    as it finishes, and are not drawn otherwise. On any error or Ctrl-C the pool's processes
+    are terminated before it propagates: none outlive it."""
+    todo = [(i, scenario, curves is not None) for i, scenario in enumerate(scenarios)]
     workers = min(workers or workers_default(), len(todo)) or 1
-    if workers == 1:
-        out = []
-        for i, scenario in enumerate(todo):
-            out.append(outcome(scenario))
-            done(i, out[-1])
-        return out
     results: dict[int, Outcome] = {}
-    fork = multiprocessing.get_context("fork")  # children start with everything imported
-    with fork.Pool(workers, initializer=_worker_signals) as pool:  # exit terminates them
-        for i, result in pool.imap_unordered(_indexed, enumerate(todo)):
-            results[i] = result
-            done(i, result)
+
+    def finished(i: int, result: Outcome) -> None:
+        if curves is not None:
+            curves.keep(i, result)
+        results[i] = result
+        done(i, result)
+
+    if workers == 1:
+        for item in todo:
+            finished(*_indexed(item))
+    else:
+        fork = multiprocessing.get_context("fork")  # children start with everything imported
+        with fork.Pool(workers, initializer=_worker_signals) as pool:  # exit terminates them
+            for i, result in pool.imap_unordered(_indexed, todo):
+                finished(i, result)
     return [results[i] for i in range(len(todo))]
 
 
@@ -201,8 +212,9 @@ def _worker_signals() -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
-def _indexed(item: tuple[int, Scenario]) -> tuple[int, Outcome]:
-    return item[0], outcome(item[1])
+def _indexed(item: tuple[int, Scenario, bool]) -> tuple[int, Outcome]:
+    i, scenario, curves = item
+    return i, outcome(scenario, curves)
 
 
 def band(values: Iterable[float | None]) -> Band | None:
@@ -222,22 +234,48 @@ def bands(outcomes: list[Outcome]) -> dict[str, dict[str, Band | None]]:
     }
 
 
-def curve_bands(outcomes: list[Outcome]) -> dict[str, dict[str, dict[str, list[float]]]]:
-    """Per venue and curve: `low`, `median` and `high` at each grid hour, over the seeds."""
-    out: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for venue, curves in (outcomes[0].curves if outcomes else {}).items():
-        for name in curves:
-            stack = np.array([o.curves[venue][name] for o in outcomes], dtype=float)
-            low, median, high = np.percentile(stack, [BAND[0], 50.0, BAND[1]], axis=0)
-            out.setdefault(venue, {})[name] = {
+class CurveFile:
+    """Every seed's curves, written to a `.npy` file as each seed finishes — a row per seed
+    of venue x curve x grid hour, in seed order, NaN where a seed drew no such curve — so the
+    command holds none of them however many seeds run (a seed's curves are ~7,000 numbers for
+    `ftx-2022`); the bands are read back from the file. `numpy.load` opens it for any other
+    analysis (the rows of seeds an interrupt left unfinished are zeros)."""
+
+    def __init__(self, path: Path, scenario: Scenario, seeds: int):
+        self.hours = grid(scenario)
+        self.series = [(v.id, curve) for v in scenario.venues for curve in CURVES]
+        shape = (seeds, len(self.series), len(self.hours))
+        self.rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=shape)
+        self.drawn = np.zeros(shape[:2], dtype=bool)  # which rows hold which series
+
+    def keep(self, index: int, outcome: Outcome) -> None:
+        """Write a seed's curves to its row, and drop them from the outcome."""
+        for j, (venue, curve) in enumerate(self.series):
+            values = outcome.curves.get(venue, {}).get(curve)
+            self.rows[index, j] = np.nan if values is None else values
+            self.drawn[index, j] = values is not None
+        outcome.curves = {}
+
+    def bands(self) -> dict[str, dict[str, dict[str, list[float]]]]:
+        """Per venue and curve: `low`, `median` and `high` at each grid hour, over the seeds
+        kept so far that drew it."""
+        out: dict[str, dict[str, dict[str, list[float]]]] = {}
+        for j, (venue, curve) in enumerate(self.series):
+            seeds = np.flatnonzero(self.drawn[:, j])
+            if not len(seeds):
+                continue
+            low, median, high = np.percentile(self.rows[seeds, j], [BAND[0], 50.0, BAND[1]], axis=0)
+            out.setdefault(venue, {})[curve] = {
                 "low": low.round(6).tolist(),
                 "median": median.round(6).tolist(),
                 "high": high.round(6).tolist(),
             }
-    return out
+        return out
 
 
-def as_json(scenario: Scenario, outcomes: list[Outcome], wall_seconds: float) -> dict:
+def as_json(
+    scenario: Scenario, outcomes: list[Outcome], curves: CurveFile, wall_seconds: float
+) -> dict:
     """What `montecarlo.json` holds: the bands, the curves' bands, and every seed's metrics."""
     return {
         "scenario": scenario.name,
@@ -249,7 +287,7 @@ def as_json(scenario: Scenario, outcomes: list[Outcome], wall_seconds: float) ->
             for venue, metrics in bands(outcomes).items()
         },
         "hours": grid(scenario),
-        "curves": curve_bands(outcomes),
+        "curves": curves.bands(),
         "outcomes": [
             {"seed": o.seed, "wall_seconds": o.wall_seconds, **o.venues} for o in outcomes
         ],

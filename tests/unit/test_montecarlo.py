@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from bankrun import band_report, montecarlo, params, scenario
@@ -60,6 +61,25 @@ def test_seeds_skip_only_the_proofs_nobody_sees_and_reach_the_same_outcome():
     ]
 
 
+def test_curves_go_to_a_file_as_seeds_finish_and_band_as_the_seeds_own_do(tmp_path):
+    variants = montecarlo.variations(FLASH, 3)
+    own = [montecarlo.outcome(v) for v in variants]  # each seed's curves, held in memory
+    store = montecarlo.CurveFile(tmp_path / "curves.npy", FLASH, 3)
+    kept = montecarlo.run(variants, workers=2, curves=store)
+    assert [o.venues for o in kept] == [o.venues for o in own]
+    assert all(o.curves == {} for o in kept)  # the command holds none of them
+    rows = np.load(tmp_path / "curves.npy")
+    assert rows.shape == (3, len(FLASH.venues) * len(montecarlo.CURVES), len(store.hours))
+    bands = store.bands()
+    assert set(bands) == set(own[0].curves)
+    for venue, curves in own[0].curves.items():
+        for name in curves:
+            stack = np.array([o.curves[venue][name] for o in own])
+            assert bands[venue][name]["median"] == np.median(stack, axis=0).round(6).tolist()
+            assert rows[1, store.series.index((venue, name))].tolist() == own[1].curves[venue][name]
+    assert montecarlo.run(variants[:1], workers=1)[0].curves == {}  # not drawn unless asked
+
+
 def test_bands_are_percentiles_of_what_the_seeds_reached():
     assert montecarlo.band([None, None]) is None
     b = montecarlo.band([float(x) for x in range(1, 101)] + [None])
@@ -85,6 +105,7 @@ def test_ftx_bands_are_not_degenerate_and_the_report_draws_them(tmp_path):
     assert data["bands"]["full-reserve"]["paid_fraction"]["low"] == 1.0
     cash = data["curves"]["ftx"]["cash"]
     assert len(cash["median"]) == len(data["hours"]) == 481
+    assert np.load(folder / "curves.npy").shape == (12, len(FTX.venues) * 3, 481)
     assert all(
         lo <= m <= hi for lo, m, hi in zip(cash["low"], cash["median"], cash["high"], strict=True)
     )
