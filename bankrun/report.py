@@ -56,7 +56,9 @@ class Series:
     given: drop redelivered copies first (`summaries.Dedupe`)."""
 
     #: the event types `add` draws from (a test holds this to its body)
-    DRAWN: frozenset[type[ev.Event]] = frozenset({ev.BookSnapshot, ev.ReserveSnapshot, *_FLOWS})
+    DRAWN: frozenset[type[ev.Event]] = frozenset(
+        {ev.VenueOpened, ev.BookSnapshot, ev.ReserveSnapshot, *_FLOWS}
+    )
 
     def __init__(self) -> None:
         self.venues: dict[str, VenueSeries] = {}
@@ -75,6 +77,9 @@ class Series:
         v = self.venues.get(event.venue)
         if v is None:  # not setdefault: that would build a VenueSeries for every event
             v = self.venues[event.venue] = VenueSeries()
+        if isinstance(event, ev.VenueOpened):
+            return  # a venue has its series, empty, from its opening: a run stopped before
+            # its first snapshot still plots every venue
         if isinstance(event, ev.ReserveSnapshot):
             v.hours.append(hours)
             for tier, values in v.tiers.items():

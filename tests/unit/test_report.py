@@ -81,3 +81,15 @@ def test_log_readers_pass_over_only_events_they_never_look_at():
     assert _event_classes(summary.Tally.add) == summary.Tally.COUNTED
     assert _event_classes(report.Series.add) | set(report._FLOWS) == report.Series.DRAWN
     assert _event_classes(sim._LogReader.read) == sim._LogReader.SEEN
+
+
+def test_every_venue_that_opened_has_a_series_before_its_first_snapshot():
+    """A run stopped at genesis (custody frozen before any reserve snapshot) still plots each
+    venue, as empty axes: its report is written."""
+    log = sim.simulate(scenario.load("flash-panic")).log
+    genesis = log[: next(i for i, e in enumerate(log) if isinstance(e, ev.ReserveSnapshot))]
+    venues, _ = report.series(genesis)
+    opened = [e.venue for e in genesis if isinstance(e, ev.VenueOpened)]
+    assert opened and sorted(venues) == sorted(opened)
+    assert not any(v.hours for v in venues.values())
+    assert report._venue_figure(venues, {v: {"policy": "p"} for v in opened})  # a PNG
