@@ -88,8 +88,8 @@ def outcome(scenario: Scenario, curves: bool = True) -> Outcome:
     asked (a sweep's or a reverse stress test's seeds need none)."""
     started = time.perf_counter()
     totals, series, dedupe = summary.Tally(), report.Series(), summary.Dedupe()
+    # most events are of none of these types: they are not even deduplicated
     wanted = totals.COUNTED | (series.DRAWN if curves else frozenset())
-    # most events are none of them: not even deduplicated
 
     def watch(events: list[ev.Event]) -> None:
         for event in events:

@@ -77,9 +77,10 @@ class Series:
         v = self.venues.get(event.venue)
         if v is None:  # not setdefault: that would build a VenueSeries for every event
             v = self.venues[event.venue] = VenueSeries()
+        # a venue has its series, empty, from its opening: a run stopped before its first
+        # snapshot still plots every venue
         if isinstance(event, ev.VenueOpened):
-            return  # a venue has its series, empty, from its opening: a run stopped before
-            # its first snapshot still plots every venue
+            return
         if isinstance(event, ev.ReserveSnapshot):
             v.hours.append(hours)
             for tier, values in v.tiers.items():
