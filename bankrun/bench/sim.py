@@ -9,6 +9,9 @@ alone and in every worker at once — a speed-up can only be judged against it.
 from __future__ import annotations
 
 import multiprocessing
+import os
+import platform
+import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -49,6 +52,8 @@ def run_sim_bench(scenario: Scenario, seeds: int, workers: int) -> dict[str, Any
     parallel = _seeds_seconds(scenario, seeds, workers)
     capacity = parallel_capacity(workers)
     return {
+        # the interpreter's build alone moves these figures by 15-20 % (see the Makefile)
+        "python": f"{platform.python_version()} {os.path.realpath(sys.executable)}",
         "scenario": scenario.name,
         "customers": customers,
         "hours": scenario.duration_hours,
