@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeVar, get_args
@@ -39,23 +40,29 @@ _NAMESPACE = uuid.UUID("6f1d1c2e-5b7a-4e44-9d1c-0b2a4b616e6b")
 _NAMESPACE_BYTES = _NAMESPACE.bytes
 
 
-_VERSION_5 = (~(0xC000 << 48) & ~(0xF000 << 64), (0x8000 << 48) | (5 << 76))
+_VARIANT_KEEP = ~(0xC000 << 48) & ~(0xF000 << 64)  # what `UUID(int=, version=)` keeps
+_RFC_4122 = 0x8000 << 48
 
 
 def derived_id(cause: uuid.UUID, label: str) -> uuid.UUID:
     """The id of the event `label` caused by `cause`: the same on every replay. A name-based
     (version 5) UUID of the cause's bytes and the label — made on every event a handler
-    emits, so it skips uuid5's round trip through the cause's text, and `UUID.__init__`'s
-    checks of an integer that is in range by construction."""
+    emits, so it skips uuid5's round trip through the cause's text."""
     name = _NAMESPACE_BYTES + cause.int.to_bytes(16) + label.encode()
     digest = hashlib.sha1(name, usedforsecurity=False).digest()
-    keep, variant_and_version = _VERSION_5
-    return _uuid((int.from_bytes(digest[:16]) & keep) | variant_and_version)
+    return _uuid(int.from_bytes(digest[:16]), version=5)
 
 
-def _uuid(value: int) -> uuid.UUID:
-    """`uuid.UUID(int=value)` for a value known to be a 128-bit int (UUID is immutable: its
-    two slots are set the way its own `__init__` sets them)."""
+def random_id() -> uuid.UUID:
+    """`uuid.uuid4()`: the id of an event with no cause (genesis, every clock tick)."""
+    return _uuid(int.from_bytes(os.urandom(16)), version=4)
+
+
+def _uuid(value: int, version: int) -> uuid.UUID:
+    """`uuid.UUID(int=value, version=version)` without `UUID.__init__`'s checks of an
+    integer that is a 128-bit one by construction (UUID is immutable: its two slots are set
+    the way its own `__init__` sets them)."""
+    value = (value & _VARIANT_KEEP) | _RFC_4122 | (version << 76)
     made = object.__new__(uuid.UUID)
     object.__setattr__(made, "int", value)
     object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
@@ -65,10 +72,6 @@ def _uuid(value: int) -> uuid.UUID:
 def idempotent_id(kind: str, venue: str, key: str) -> uuid.UUID:
     """The event id of a customer request with an idempotency key: retries share it."""
     return derived_id(uuid.UUID(int=0), f"{kind}/{venue}/{key}")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 E = TypeVar("E", bound="Event")
@@ -83,12 +86,14 @@ def type_of(cls: type[Event]) -> str:
 class Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    event_id: uuid.UUID = Field(default_factory=random_id)
     type: str
     schema_version: int = 1
     venue: VenueId
     scenario_time: float = Field(ge=0, description="scenario seconds since the run started")
-    occurred_at: datetime = Field(default_factory=_now, description="wall clock, ops only")
+    occurred_at: datetime = Field(
+        default_factory=functools.partial(datetime.now, UTC), description="wall clock, ops only"
+    )
     correlation_id: uuid.UUID | None = None
     causation_id: uuid.UUID | None = None
 

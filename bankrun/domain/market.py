@@ -10,8 +10,7 @@ Pure: the matching service (or `sim`) places and cancels what `ladder` returns.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -44,8 +43,7 @@ class MakerParams(BaseModel):
     )
 
 
-@dataclass(frozen=True)
-class Quote:
+class Quote(NamedTuple):  # a maker posts twenty of these on every tick of every market
     side: Side
     price: int
     quantity: int

@@ -1,3 +1,4 @@
+import hashlib
 import uuid
 
 import pytest
@@ -77,3 +78,24 @@ def test_garbage_does_not_decode():
 def test_derived_ids_differ_by_label():
     cause = uuid.uuid4()
     assert ev.derived_id(cause, "a") != ev.derived_id(cause, "b")
+
+
+def test_derived_ids_are_version_5_uuids_of_cause_and_label():
+    """What `uuid.uuid5` does (SHA-1 of the namespace and the name, as a version 5 UUID),
+    the name being the cause's bytes and the label: every replay derives the same id."""
+    cause = uuid.uuid4()
+    digest = hashlib.sha1(ev._NAMESPACE_BYTES + cause.bytes + b"withdrawal.paid/r-1").digest()
+    expected = uuid.UUID(bytes=digest[:16], version=5)
+    made = ev.derived_id(cause, "withdrawal.paid/r-1")
+    assert made == expected and made.version == 5 and made.variant == uuid.RFC_4122
+    assert hash(made) == hash(expected) and str(made) == str(expected)
+
+
+def test_an_event_with_no_cause_gets_a_fresh_random_uuid():
+    ids = [ev.random_id() for _ in range(1_000)]
+    assert len(set(ids)) == len(ids)
+    for made in ids[:50]:
+        assert made.version == 4 and made.variant == uuid.RFC_4122
+        assert uuid.UUID(str(made)) == made and made.is_safe is uuid.SafeUUID.unknown
+    tick = ev.ClockTick(venue="v", scenario_time=0.0)
+    assert tick.event_id.version == 4
