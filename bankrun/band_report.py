@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import html
 import json
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -24,15 +25,16 @@ def band_text(metric: str, b: Band | None) -> str:
     """`median [low - high]`, and how many seeds reached it when not all did."""
     if b is None:
         return "never"
-    fmt = _formats.get(metric, "{:.2f}")
-    text = f"{fmt.format(b.median)} [{fmt.format(b.low)} - {fmt.format(b.high)}]"
+    fmt = _formats.get(metric, "{:.2f}".format)
+    text = f"{fmt(b.median)} [{fmt(b.low)} - {fmt(b.high)}]"
     return text if b.n == b.of else f"{text} in {b.n}/{b.of}"
 
 
-_formats = {
-    "paid_fraction": "{:.1%}",
-    "requests_paid_share": "{:.1%}",
-    "fire_sale_losses": "${:,.0f}",
+_formats: dict[str, Callable[[float], str]] = {
+    "paid_fraction": "{:.1%}".format,
+    "requests_paid_share": "{:.1%}".format,
+    # dollars, in millions: a band of losses in the hundreds of millions, not to the cent
+    "fire_sale_losses": lambda dollars: f"${dollars / 1e6:,.1f}M",
 }
 
 

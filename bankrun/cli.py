@@ -525,7 +525,8 @@ def _print_bands(title: str, rows: dict, first: str, metrics: list[str] | None =
     table = Table(title=title, box=box.SIMPLE)
     table.add_column(first, no_wrap=True)
     for m in shown:  # folded, not cut short, where the terminal (or a log: 80) is narrow
-        table.add_column(names[m], justify="right", overflow="fold")
+        widest_word = max(len(word) for word in names[m].split())
+        table.add_column(names[m], justify="right", overflow="fold", min_width=widest_word)
     for name, bands in rows.items():
         table.add_row(name, *(band_text(m, bands.get(m)) for m in shown))
     console.print(table)

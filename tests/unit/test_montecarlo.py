@@ -238,3 +238,17 @@ def test_ctrl_c_stops_every_worker_and_keeps_the_seeds_that_finished(tmp_path):
     assert len(data["seeds"]) == kept  # the partial bands are of exactly the seeds kept
     assert (folder / "report.html").exists()
     assert f"{kept} of 40 sims finished" in " ".join(out.split())
+
+
+def test_band_text_reads_as_a_table_cell():
+    """Shares as percentages, fire-sale losses in millions of dollars (not to the cent), and
+    how many seeds reached a metric when not all did."""
+    losses = montecarlo.Band(
+        median=132_499_344.52, low=102_936_057.0, high=143_666_101.0, n=9, of=9
+    )
+    assert band_report.band_text("fire_sale_losses", losses) == "$132.5M [$102.9M - $143.7M]"
+    paid = montecarlo.Band(median=0.257, low=0.116, high=0.288, n=9, of=9)
+    assert band_report.band_text("paid_fraction", paid) == "25.7% [11.6% - 28.8%]"
+    dry = montecarlo.Band(median=16.0, low=0.0, high=16.0, n=7, of=9)
+    assert band_report.band_text("dry_at_hours", dry) == "16.00 [0.00 - 16.00] in 7/9"
+    assert band_report.band_text("halted_at_hours", None) == "never"
