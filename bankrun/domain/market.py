@@ -43,7 +43,7 @@ class MakerParams(BaseModel):
     )
 
 
-class Quote(NamedTuple):  # a maker posts twenty of these on every tick of every market
+class Quote(NamedTuple):  # a ladder of these, made anew on every tick of every market
     side: Side
     price: int
     quantity: int
