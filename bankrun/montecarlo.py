@@ -64,23 +64,30 @@ class Band:
 
 
 def variations(scenario: Scenario, seeds: int) -> list[Scenario]:
-    """The scenario under `seeds` consecutive seeds, its own first, without the proofs of
-    reserves nobody sees (see `unseen_proofs_off`)."""
-    scenario = unseen_proofs_off(scenario)
+    """The scenario under `seeds` consecutive seeds, its own first, without the work no metric
+    sees (see `unseen_off`)."""
+    scenario = unseen_off(scenario)
     return [scenario.model_copy(update={"seed": scenario.seed + i}) for i in range(seeds)]
 
 
-def unseen_proofs_off(scenario: Scenario) -> Scenario:
-    """The scenario without the proofs of reserves nobody sees (`published: false`): an
-    auditor's view, which no customer acts on, so no metric can change, and 6-9 % of a
-    seed's work (hashing every balance into a sum tree at each attestation)."""
-    if all(v.por is None or v.por.published for v in scenario.venues):
-        return scenario
-    venues = [
-        v if v.por is None or v.por.published else v.model_copy(update={"por": None})
-        for v in scenario.venues
-    ]
-    return scenario.model_copy(update={"venues": venues})
+def unseen_off(scenario: Scenario) -> Scenario:
+    """The scenario without what nobody acts on, so that no metric can change:
+
+    - proofs of reserves nobody sees (`published: false`): an auditor's view, 6-9 % of a
+      seed's work (hashing every balance into a sum tree at each attestation);
+    - markets that price no holding (ftx-2022's BTC/USD): quoted for their own sake, no venue
+      holds or sells there and no customer watches them, yet their makers re-quote every
+      tick (4 % of a seed)."""
+    update: dict = {}
+    if any(v.por is not None and not v.por.published for v in scenario.venues):
+        update["venues"] = [
+            v if v.por is None or v.por.published else v.model_copy(update={"por": None})
+            for v in scenario.venues
+        ]
+    priced = tuple(m for m in scenario.markets if m.backs)
+    if priced and len(priced) < len(scenario.markets):  # a scenario keeps one market at least
+        update["markets"] = priced
+    return scenario.model_copy(update=update) if update else scenario
 
 
 def outcome(scenario: Scenario, curves: bool = True) -> Outcome:

@@ -43,7 +43,7 @@ def test_parallel_seeds_give_what_each_seed_gives_alone():
     assert len({json.dumps(o.venues, sort_keys=True) for o in parallel}) > 1  # seeds differ
 
 
-def test_seeds_skip_only_the_proofs_nobody_sees_and_reach_the_same_outcome():
+def test_seeds_skip_only_the_work_nobody_sees_and_reach_the_same_outcome():
     small = FTX.model_copy(
         update={
             "duration_hours": 30,  # attests at hours 0 and 24
@@ -53,12 +53,19 @@ def test_seeds_skip_only_the_proofs_nobody_sees_and_reach_the_same_outcome():
     assert all(v.por is not None and not v.por.published for v in small.venues)
     (seed,) = montecarlo.variations(small, 1)
     assert [v.por for v in seed.venues] == [None] * len(small.venues)
-    with_proofs, without = montecarlo.outcome(small), montecarlo.outcome(seed)
-    assert (without.venues, without.curves) == (with_proofs.venues, with_proofs.curves)
+    # BTC/USD prices no holding: it goes; the token's and the less-liquid book's stay
+    assert [m.symbol for m in small.markets] == ["PLATFORM/USD", "BTC/USD", "ILLIQ/USD"]
+    assert [m.symbol for m in seed.markets] == ["PLATFORM/USD", "ILLIQ/USD"]
+    everything, without = montecarlo.outcome(small), montecarlo.outcome(seed)
+    assert (without.venues, without.curves) == (everything.venues, everything.curves)
+    assert any(row["fire_sale_losses"] for row in everything.venues.values())  # books trade
     shown = scenario.load("por-2022")
     assert [v.por for v in montecarlo.variations(shown, 1)[0].venues] == [
         v.por for v in shown.venues
     ]
+    # a scenario whose markets price nothing keeps them (it needs one)
+    quoted_only = FLASH.model_copy(update={"markets": (small.markets[1],)})
+    assert montecarlo.variations(quoted_only, 1)[0].markets == quoted_only.markets
 
 
 def test_curves_go_to_a_file_as_seeds_finish_and_band_as_the_seeds_own_do(tmp_path):
