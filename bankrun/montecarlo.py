@@ -106,7 +106,7 @@ def outcome(scenario: Scenario, curves: bool = True) -> Outcome:
                     series.add(event)
 
     with sim.no_cycle_collection():  # until the sim's state is dropped: see there
-        bus = sim.simulate(scenario, watch)
+        bus = sim.simulate(scenario, watch, wanted)
         fear = bus.desk.fear if bus.desk is not None else {}
         del bus
     rows = totals.summary({})["venues"]

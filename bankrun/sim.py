@@ -20,7 +20,7 @@ from bankrun import workload
 from bankrun.domain import ledger
 from bankrun.panic_desk import Answer, PanicDesk, Proof
 from bankrun.scenario import PanicLoad, Scenario
-from bankrun.topics import topic_of
+from bankrun.topics import CATALOGUE, topic_of
 from services.common.journal import Effects, Partition
 from services.custody import handlers as custody
 from services.custody import proofs
@@ -46,12 +46,15 @@ class InProcessBus:
     desk: PanicDesk | None = None  # a panic's customers, after the run
     #: if given, takes the log a batch at a time (`hand_over`), and the log keeps none of it
     watch: Callable[[list[ev.Event]], None] | None = None
+    #: event types nothing here looks at (see `unread_by`): never logged, nor even built when
+    #: emitted lazily
+    unread: frozenset[type[ev.Event]] = frozenset()
 
     def publish(self, event: ev.Event) -> None:
         """Deliver `event` and everything it causes, breadth first. Journals are keyed by the
         events' ids as ints: nothing here reads them back as text."""
         queue = deque([event])
-        log, services = self.log, self.services
+        log, services, unread = self.log, self.services, self.unread
         while queue:
             current = queue.popleft()
             log.append(current)
@@ -62,7 +65,20 @@ class InProcessBus:
                 effects, _ = journal.commit(
                     current.event_id.int, functools.partial(handle, current, journal.lookup)
                 )
-                queue.extend(o.event or ev.decode(o.value) for o in effects.outputs)
+                queue.extend(
+                    o.event or ev.decode(o.value) for o in effects.outputs if o.kind not in unread
+                )
+
+    def unread_by(self, wants: frozenset[type[ev.Event]]) -> frozenset[type[ev.Event]]:
+        """The event types on topics no service of this bus reads, but for those in `wants`
+        (the watcher's, and what customers see): the gateway's balance snapshots, say."""
+        return frozenset(
+            kind
+            for topic in CATALOGUE
+            if not set(topic.readers) & set(self.services)
+            for kind in topic.event_types
+            if kind not in wants
+        )
 
     def hand_over(self) -> int:
         """Give what the log holds to `watch` and empty it; how many events left the log."""
@@ -107,11 +123,17 @@ def no_cycle_collection() -> Iterator[None]:
 
 
 def simulate(
-    scenario: Scenario, watch: Callable[[list[ev.Event]], None] | None = None
+    scenario: Scenario,
+    watch: Callable[[list[ev.Event]], None] | None = None,
+    wants: frozenset[type[ev.Event]] | None = None,
 ) -> InProcessBus:
     """The whole run, its log kept on the bus — or, given `watch`, handed to it as the run
-    goes (a Monte Carlo seed tallies each event while it is fresh and keeps no log)."""
+    goes (a Monte Carlo seed tallies each event while it is fresh and keeps no log); given
+    `wants` too, the event types `watch` looks at, the others that no service here reads are
+    left out."""
     bus = InProcessBus(watch=watch)
+    if watch is not None and wants is not None:
+        bus.unread = bus.unread_by(wants | _LogReader.SEEN)
     proofs.use_secret(proofs.sim_secret(scenario.seed))
     with no_cycle_collection():
         if isinstance(scenario.load, PanicLoad):

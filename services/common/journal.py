@@ -32,22 +32,45 @@ from services.common.spill import HOT_KEYS, Spill
 
 class Output:
     """An event to send: its bytes are made when first asked for, so an in-process bus that
-    hands `event` straight to the next handler never serializes it."""
+    hands `event` straight to the next handler never serializes it. An event emitted lazily
+    (`make`) is not even built until asked for: a bus on which nobody reads it never is."""
 
-    __slots__ = ("_value", "event", "key", "topic")
+    __slots__ = ("_event", "_key", "_make", "_value", "kind", "topic")
 
     def __init__(
-        self, topic: str, key: str, value: bytes | None = None, event: Event | None = None
+        self,
+        topic: str,
+        key: str | None,
+        value: bytes | None = None,
+        event: Event | None = None,
+        make: Callable[[], Event] | None = None,
+        kind: type[Event] | None = None,
     ):
-        if value is None and event is None:
-            raise ValueError("an output needs its bytes or its event")
-        self.topic, self.key, self._value, self.event = topic, key, value, event
+        if value is None and event is None and make is None:
+            raise ValueError("an output needs its bytes, its event or how to make it")
+        self.topic, self._key, self._value, self._event, self._make = topic, key, value, event, make
+        self.kind = type(event) if event is not None else kind  # None: known only as bytes
+
+    @property
+    def event(self) -> Event | None:
+        if self._event is None and self._make is not None:
+            self._event, self._make = self._make(), None
+        return self._event
+
+    @property
+    def key(self) -> str:
+        if self._key is None:
+            event = self.event
+            assert event is not None
+            self._key = topic_of(type(event)).key_of(event)
+        return self._key
 
     @property
     def value(self) -> bytes:
         if self._value is None:
-            assert self.event is not None
-            self._value = self.event.to_bytes()
+            event = self.event
+            assert event is not None
+            self._value = event.to_bytes()
         return self._value
 
     def __eq__(self, other: object) -> bool:
@@ -74,6 +97,13 @@ class Effects:
         for event in events:
             topic = topic_of(type(event))
             self.outputs.append(Output(topic.name, topic.key_of(event), event=event))
+
+    def emit_lazily(self, kind: type[Event], make: Callable[[], Event]) -> None:
+        """Emit the `kind` event that `make()` returns, made only when something reads it:
+        always on the broker (its record holds the bytes), never on an in-process bus where
+        nobody reads its topic (custody's balance snapshots, for the gateway: a fifth of a
+        Monte Carlo seed's events). `make` must not read state that may change."""
+        self.outputs.append(Output(topic_of(kind).name, None, make=make, kind=kind))
 
     def over(self, lookup: Callable[[str], Any]) -> View:
         """Reads that see these effects on top of the stored state."""

@@ -204,3 +204,29 @@ def test_the_withdrawal_story():
     assert ledger.invariant_violations(bus.ledger_balances()) == []
     paid = [e for e in bus.log if isinstance(e, ev.WithdrawalPaid)]
     assert len({e.event_id for e in paid}) == 1
+
+
+def test_a_lazy_output_is_made_once_when_read_and_a_durable_record_reads_it():
+    made: list[ev.Event] = []
+    cause = ev.ClockTick(venue=VENUE, scenario_time=60)
+
+    def make() -> ev.Event:
+        made.append(cause.caused(ev.BalanceSnapshot, account="alice", asset="USD", available=5))
+        return made[-1]
+
+    def decide() -> Effects:
+        effects = Effects()
+        effects.emit_lazily(ev.BalanceSnapshot, make)
+        return effects
+
+    in_memory, _ = Partition({}, durable=False).commit(1, decide)
+    (lazy,) = in_memory.outputs
+    assert (lazy.topic, lazy.kind, made) == ("bankrun.balances", ev.BalanceSnapshot, [])
+    assert lazy.key == f"{VENUE}/alice/USD" and lazy.event is made[0] and len(made) == 1
+    assert ev.decode(lazy.value) == made[0] and len(made) == 1
+
+    records: dict = {}
+    Partition(records).commit("e1", decide)  # the broker's journal keeps the bytes
+    assert len(made) == 2
+    ((topic, key, value),) = records["e1"]["outputs"]
+    assert (topic, key, ev.decode(value.encode())) == ("bankrun.balances", lazy.key, made[1])

@@ -12,7 +12,8 @@ import sys
 import numpy as np
 import pytest
 
-from bankrun import band_report, montecarlo, params, scenario
+from bankrun import band_report, montecarlo, params, scenario, sim
+from bankrun import events as ev
 from bankrun import sweep as sweeps
 from bankrun.runner.processes import wait_until
 from bankrun.scenario import ScenarioError
@@ -43,13 +44,16 @@ def test_parallel_seeds_give_what_each_seed_gives_alone():
     assert len({json.dumps(o.venues, sort_keys=True) for o in parallel}) > 1  # seeds differ
 
 
+SMALL_FTX = FTX.model_copy(
+    update={
+        "duration_hours": 30,  # attests at hours 0 and 24
+        "venues": [v.model_copy(update={"customers": 60}) for v in FTX.venues],
+    }
+)
+
+
 def test_seeds_skip_only_the_work_nobody_sees_and_reach_the_same_outcome():
-    small = FTX.model_copy(
-        update={
-            "duration_hours": 30,  # attests at hours 0 and 24
-            "venues": [v.model_copy(update={"customers": 60}) for v in FTX.venues],
-        }
-    )
+    small = SMALL_FTX
     assert all(v.por is not None and not v.por.published for v in small.venues)
     (seed,) = montecarlo.variations(small, 1)
     assert [v.por for v in seed.venues] == [None] * len(small.venues)
@@ -66,6 +70,30 @@ def test_seeds_skip_only_the_work_nobody_sees_and_reach_the_same_outcome():
     # a scenario whose markets price nothing keeps them (it needs one)
     quoted_only = FLASH.model_copy(update={"markets": (small.markets[1],)})
     assert montecarlo.variations(quoted_only, 1)[0].markets == quoted_only.markets
+
+
+def _replayable(event: ev.Event) -> dict:
+    """An event as any replay of the seed makes it: without the random ids of genesis and
+    ticks (and all derived from them) and the wall clock."""
+    drop = {"event_id", "correlation_id", "causation_id", "occurred_at", "requested_wall"}
+    return {
+        k: v for k, v in event.model_dump().items() if k not in drop and not k.endswith("order_id")
+    }
+
+
+def test_a_watched_sim_leaves_out_only_the_events_nothing_reads():
+    whole = sim.simulate(SMALL_FTX).log
+    watched: list[ev.Event] = []
+    wants = frozenset({ev.WithdrawalPaid, ev.AccountFunded})
+    bus = sim.simulate(SMALL_FTX, watched.extend, wants)
+    # the gateway's balances: no service here reads them, nor does the watcher
+    assert ev.BalanceSnapshot in bus.unread
+    assert not bus.unread & (wants | {ev.ReserveSnapshot, ev.BookSnapshot, ev.FundsReserved})
+    assert sum(isinstance(e, ev.BalanceSnapshot) for e in whole) > len(SMALL_FTX.venues) * 60
+    assert not any(type(e) in bus.unread for e in watched)
+    # the rest is the whole log, event for event, in its order
+    kept = [_replayable(e) for e in whole if type(e) not in bus.unread]
+    assert [_replayable(e) for e in watched] == kept
 
 
 def test_curves_go_to_a_file_as_seeds_finish_and_band_as_the_seeds_own_do(tmp_path):
