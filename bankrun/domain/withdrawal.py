@@ -13,7 +13,7 @@ nothing; a transition that contradicts the current state raises `InvalidTransiti
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -62,11 +62,17 @@ class Withdrawal:
             return None
         if status not in _ALLOWED[self.status]:
             raise InvalidTransition(f"{self.request_id}: {self.status} -> {status}")
-        return replace(
-            self,
-            status=status,
-            reason=reason,
-            finished_at=at if status in FINAL else self.finished_at,
+        return Withdrawal(  # not `dataclasses.replace`, which costs twice this on every move
+            self.request_id,
+            self.venue,
+            self.account,
+            self.asset,
+            self.amount,
+            status,
+            reason,
+            self.requested_at,
+            at if status in FINAL else self.finished_at,
+            self.requested_wall,
         )
 
     @property

@@ -268,12 +268,13 @@ def _funds_reserved(event: ev.FundsReserved, state: View, effects: Effects) -> N
         saga.reject(w, "venue_halted", release=True)
     elif saga.capped(w):
         saga.reject(w, "gated", release=True)
-    elif saga.paused or not saga.queue_empty():
-        saga.move(w, Status.RESERVED)
-        saga.enqueue(saga.load(event))
     else:
-        saga.move(w, Status.RESERVED)
-        saga.pay(w)
+        reserved = saga.move(w, Status.RESERVED)
+        assert reserved is not None  # it was requested
+        if saga.paused or not saga.queue_empty():
+            saga.enqueue(reserved)
+        else:
+            saga.pay(reserved)
 
 
 def _funds_rejected(event: ev.FundsRejected, state: View, effects: Effects) -> None:
