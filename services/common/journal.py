@@ -60,18 +60,21 @@ class Output:
     @property
     def key(self) -> str:
         if self._key is None:
-            event = self.event
-            assert event is not None
+            event = self._made()
             self._key = topic_of(type(event)).key_of(event)
         return self._key
 
     @property
     def value(self) -> bytes:
         if self._value is None:
-            event = self.event
-            assert event is not None
-            self._value = event.to_bytes()
+            self._value = self._made().to_bytes()
         return self._value
+
+    def _made(self) -> Event:
+        """The event, for an output that has it or can make it (a key is None only then)."""
+        event = self.event
+        assert event is not None
+        return event
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Output):
