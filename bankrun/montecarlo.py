@@ -77,7 +77,7 @@ def unseen_off(scenario: Scenario) -> Scenario:
       seed's work (hashing every balance into a sum tree at each attestation);
     - markets that price no holding (ftx-2022's BTC/USD): quoted for their own sake, no venue
       holds or sells there and no customer watches them, yet their makers re-quote every
-      tick (4 % of a seed)."""
+      tick (5 % of a seed)."""
     update: dict = {}
     if any(v.por is not None and not v.por.published for v in scenario.venues):
         update["venues"] = [
