@@ -63,16 +63,16 @@ class Withdrawal:
         if status not in _ALLOWED[self.status]:
             raise InvalidTransition(f"{self.request_id}: {self.status} -> {status}")
         return Withdrawal(  # not `dataclasses.replace`, which costs twice this on every move
-            self.request_id,
-            self.venue,
-            self.account,
-            self.asset,
-            self.amount,
-            status,
-            reason,
-            self.requested_at,
-            at if status in FINAL else self.finished_at,
-            self.requested_wall,
+            request_id=self.request_id,
+            venue=self.venue,
+            account=self.account,
+            asset=self.asset,
+            amount=self.amount,
+            status=status,
+            reason=reason,
+            requested_at=self.requested_at,
+            finished_at=at if status in FINAL else self.finished_at,
+            requested_wall=self.requested_wall,
         )
 
     @property
