@@ -168,17 +168,21 @@ class Market:
         return self.requote(news_severity)
 
     def requote(self, news_severity: float = 0.0) -> list[Result]:
-        """Pull the old ladder, post a new one around the mark."""
-        for order_id in self._quotes:
-            self.book.cancel(order_id)
-        self._quotes.clear()
+        """Pull the old ladder and post a new one around the mark — unless the new one is the
+        old one quote for quote, still resting in full: then makers leave it be, and keep
+        their place in the queue (a calm book: over half of ftx-2022's ticks)."""
         self.stress = stress(news_severity, self.drawdown, self.trouble)
         # where the makers think the price is: the last trade, pulled toward fair value
         self.mark = round(self.mark + self.params.anchor * (self.spec.start_price - self.mark))
         self.peak = max(self.peak, self.mark)
-        centre = self.mark
+        quotes = ladder(self.config, self.params, self.mark, self.stress)
+        if self._standing(quotes):
+            return []
+        for order_id in self._quotes:
+            self.book.cancel(order_id)
+        self._quotes.clear()
         out: list[Result] = []
-        for q in ladder(self.config, self.params, centre, self.stress):
+        for q in quotes:
             order_id = self._next_id()
             results = self._record(
                 self.book.limit(order_id, self.MAKER, q.side, q.price, q.quantity)
@@ -187,6 +191,17 @@ class Market:
                 self._quotes.append(order_id)
             out += [r for r in results if isinstance(r, Trade)]
         return out
+
+    def _standing(self, quotes: list[Quote]) -> bool:
+        """Whether the ladder rests already: each quote an order of the last ladder, unfilled."""
+        if len(quotes) != len(self._quotes):
+            return False
+        orders = self.book.orders
+        for order_id, q in zip(self._quotes, quotes, strict=True):
+            order = orders.get(order_id)
+            if order is None or (order.side, order.price, order.remaining) != q:
+                return False
+        return True
 
     def execute(
         self,

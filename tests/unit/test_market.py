@@ -54,6 +54,31 @@ def test_dumping_the_collateral_spirals_the_token_down():
     assert proceeds < 0.25 * collateral * 2_200  # far below the pre-crisis mark
 
 
+def test_makers_leave_a_ladder_that_is_still_right_and_repost_one_that_is_not():
+    market = Market(SPEC)
+
+    def requote(news_severity: float) -> tuple[set[str], list[tuple]]:
+        market.requote(news_severity)
+        resting = market.book.resting()
+        return {o[0] for o in resting}, [o[2:] for o in resting]
+
+    def ladder_now() -> list[tuple]:
+        quotes = ladder(TOKEN, PARAMS, market.mark, market.stress)
+        best_first = sorted(
+            quotes, key=lambda q: (q.side is Side.SELL, -q.price if q.side is Side.BUY else q.price)
+        )
+        return [(q.side.value, q.price, q.quantity) for q in best_first]
+
+    first, quotes = requote(0.0)
+    assert quotes == ladder_now()
+    assert requote(0.0) == (first, quotes)  # the same orders: their place in the queue kept
+    frightened, quotes = requote(0.5)
+    assert first.isdisjoint(frightened) and quotes == ladder_now()
+    market.sell("venue-1", 100, max_slippage_bps=500)  # a fill moves the mark
+    after, quotes = requote(0.5)
+    assert frightened.isdisjoint(after) and quotes == ladder_now()
+
+
 def test_the_floor_is_never_traded_through():
     market = Market(SPEC)
     market.requote()

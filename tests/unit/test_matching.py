@@ -129,6 +129,28 @@ def test_a_tick_marks_every_listed_venue_and_a_forced_seller_frightens_the_maker
     )
 
 
+def test_a_venue_is_told_a_price_only_when_it_is_not_the_last_it_was_told():
+    """A venue marks its holdings again itself when they change, so the same price twice
+    would change nothing: a calm book's ticks tell nobody."""
+    part = fresh()
+
+    def told(t: float, venues: tuple[str, ...]) -> tuple[list[tuple[str, int]], int]:
+        out = feed(part, ev.MarketTick(scenario_time=t, market=SPEC.symbol, mark_venues=venues))
+        last = next(e for e in out if isinstance(e, ev.BookSnapshot)).last
+        return sorted((e.venue, e.price) for e in out if isinstance(e, ev.PriceMarked)), last
+
+    assert told(900, ("a",)) == ([("a", 2_000)], 2_000)
+    assert told(1800, ("a", "b")) == ([("b", 2_000)], 2_000)  # only the venue never told
+    assert told(2700, ("a", "b")) == ([], 2_000)
+    feed(part, order(kind="market", side="sell", price=None, quantity=500, max_slippage_bps=500))
+    marks, last = told(3600, ("a", "b"))
+    assert last < 2_000
+    assert marks == [("a", last), ("b", last)]
+    rebuilt = Partition(part.records, restore=handlers.restore).rebuild()
+    out = feed(rebuilt, ev.MarketTick(scenario_time=4500, market=SPEC.symbol, mark_venues=("a",)))
+    assert [e for e in out if isinstance(e, ev.PriceMarked)] == []  # what it told, it recalls
+
+
 commands = st.lists(
     st.tuples(
         st.sampled_from(["limit", "limit", "limit", "market", "cancel", "tick"]),

@@ -44,7 +44,9 @@ def test_in_ftx_2022_the_commingled_venue_is_far_short_from_the_start_and_full_r
     first = found["ftx"][0]
     assert first.scenario_time == 0 and not first.solvent
     assert first.ratio < 0.5  # the token and the affiliate loan never count: 35 % is left
-    assert first.excluded["affiliate_loan"] == 578_500_000_000  # 65 %, backed by the token
+    # 65 %, backed by the token: at what its units fetch, less than one unit (a hundredth of
+    # a token, 24 cents) below its face
+    assert 578_500_000_000 - 24 < first.excluded["affiliate_loan"] <= 578_500_000_000
     assert all(a.ratio < 0.5 and not a.solvent for a in found["ftx"])
     reserve = found["full-reserve"]
     assert len(reserve) == 6
