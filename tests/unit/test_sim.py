@@ -6,6 +6,7 @@ import pytest
 
 from bankrun import events as ev
 from bankrun import scenario, sim, summary, workload
+from bankrun.topics import topic_of
 
 ARITHMETIC = scenario.load("dry-arithmetic")
 
@@ -46,6 +47,23 @@ def test_a_tampered_log_is_caught(arithmetic):
     forged = paid.model_copy(update={"event_id": uuid.uuid4()})
     problems = summary.check([*bus.log, forged])
     assert any("paid 2 times" in p for p in problems)
+
+
+def test_a_service_journals_only_the_events_it_handles_as_on_the_broker(arithmetic):
+    """On the broker, a service drops unread any type on its topics it has no handler for
+    (`faust_app.decode`): the bus hands it no other, and its journal records no other."""
+    _, bus = arithmetic
+    for name, (journal, _) in bus.services.items():
+        mine = {
+            e.event_id
+            for e in bus.log
+            if name in topic_of(type(e)).readers and e.type in sim.HANDLED[name]
+        }
+        assert mine and set(journal.records) == {i.int for i in mine}
+    funded = next(e for e in bus.log if isinstance(e, ev.AccountFunded))
+    assert "withdrawal" in topic_of(ev.AccountFunded).readers  # read there, never handled
+    assert "withdrawal" not in sim.handlers_of(ev.AccountFunded)
+    assert funded.event_id.int not in bus.services["withdrawal"][0].records
 
 
 def test_duplicates_change_nothing(arithmetic):
