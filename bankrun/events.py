@@ -539,7 +539,7 @@ class MarketOpened(Event):
 
 class MarketTick(Event):
     """Scenario time for the markets: makers re-quote under the news of the hour, and every
-    book reports its prices to the venues listed."""
+    book tells its price to each venue listed that it last told another."""
 
     type: Literal["market.tick"] = "market.tick"
     venue: VenueId = MARKET_VENUE
