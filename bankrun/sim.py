@@ -1,8 +1,8 @@
 """`sim` mode: the same custody and saga handlers as the services, on an in-process bus.
 
 No Kafka, no HTTP, no clock: events are delivered in scenario-time order and each service
-consumes what the topics catalogue says it reads, through its own journal. Deterministic for
-a seed, and fast enough for sweeps.
+consumes what it handles of what the topics catalogue says it reads, through its own journal.
+Deterministic for a seed, and fast enough for sweeps.
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from services.matching import handlers as matching
 from services.withdrawal import handlers as saga
 
 Handler = Callable[[ev.Event, Callable[[str], Any]], Effects]
-#: the event types each service has a handler for (by `type`): as on the broker, where
-#: `faust_app.decode` drops any other type on a topic the service reads, unvalidated, those
-#: never reach its journal (a third of a sim's deliveries: the saga reads every topic custody
-#: does, and handles none of genesis' funding or customers' requests)
+#: the event types each service has a handler for (by `type`). A service is handed no other,
+#: as on the broker, where `faust_app.decode` drops them unread: no journal records them (they
+#: were a third of a sim's deliveries: the saga reads the topics of genesis' funding and of
+#: customers' requests, and handles neither)
 HANDLED = {"custody": custody.HANDLED, "withdrawal": saga.HANDLED, "matching": matching.HANDLED}
 
 

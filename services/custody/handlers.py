@@ -130,7 +130,7 @@ def _scenario_started(event: ev.ScenarioStarted, state: View, effects: Effects) 
         if amount > 0:
             _post(state, ledger.move(event.venue, source, asset, amount))
             _open_holding(state, event.venue, config, policy, source, amount)
-    _mark_to_market(state, event.venue, config)  # what the units fetch, to the minor unit
+    _mark_to_market(state, event.venue, config)  # matching tells a price only once it moves
     effects.emit(reserve_snapshot(event, state, policy, asset))
     _attest_if_due(event, state, effects, config)
 

@@ -48,8 +48,8 @@ def told_key(venue: str, market: str) -> str:
 
 def _mark(event: ev.MarketTick, price: int, lookup: Callable[[str], Any], effects: Effects) -> None:
     """Tell each venue listed the market's price, unless it was last told that price: a venue
-    marks its holdings again itself whenever they change (a sale's end), so the same price
-    again would change nothing — and that was 19 marks in 20 of an ftx-2022 run."""
+    marks its holdings to market itself whenever they change (when they open, at a sale's
+    end), so the same price again would change nothing — 19 marks in 20 of an ftx-2022 run."""
     for venue in event.mark_venues:
         key = told_key(venue, event.market)
         if lookup(key) != price:
