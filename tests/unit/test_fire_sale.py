@@ -52,7 +52,7 @@ def test_the_commingled_venue_is_marked_to_the_falling_token():
     """Its equity follows the token down: reserve snapshots carry the mark-to-market loss."""
     bus = sim.simulate(SCENARIO)
     snaps = [e for e in bus.log if isinstance(e, ev.ReserveSnapshot) and e.venue == "commingled"]
-    # from genesis on at what its token units fetch: 60 % of deposits, to a unit's rounding
+    # from genesis on at what its token units fetch: 60 % of deposits, less than a token below
     assert snaps[0].holdings["affiliate_loan"] == snaps[0].collateral_value
     assert 600_000_000 - 2_200 < snaps[0].collateral_value <= 600_000_000
     assert snaps[-1].holdings["affiliate_loan"] < 0.1 * 600_000_000
