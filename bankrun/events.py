@@ -45,6 +45,7 @@ _VERSION_TAG = {version: (0x8000 << 48) | (version << 76) for version in (4, 5)}
 #: `UUID`'s two slots, set as its own `__init__` sets them (it is immutable to everyone else)
 _SET_INT = uuid.UUID.__dict__["int"].__set__
 _SET_SAFE = uuid.UUID.__dict__["is_safe"].__set__
+_UNKNOWN_SAFETY = uuid.SafeUUID.unknown  # read once: an enum member's look-up runs Python code
 
 
 def derived_id(cause: uuid.UUID, label: str) -> uuid.UUID:
@@ -67,7 +68,7 @@ def _uuid(value: int, version: int) -> uuid.UUID:
     (a third of the time `object.__setattr__` takes)."""
     made = object.__new__(uuid.UUID)
     _SET_INT(made, (value & _VARIANT_KEEP) | _VERSION_TAG[version])
-    _SET_SAFE(made, uuid.SafeUUID.unknown)
+    _SET_SAFE(made, _UNKNOWN_SAFETY)
     return made
 
 
