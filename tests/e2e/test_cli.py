@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bankrun.auth import Tokens
+from bankrun.auth import Tokens, bearer
 from bankrun.runner.processes import group_alive, wait_until
 from bankrun.scenario import SCENARIO_DIR as SCENARIOS
 from tests.conftest import bankrun, in_background
@@ -207,18 +207,37 @@ def test_a_panic_run_on_the_stack_agrees_with_its_sim(tmp_path):
             assert not [s for s in secrets if s in text], path
 
 
+def requested_at_gateway(runs: Path, tokens: Tokens) -> int:
+    """Withdrawals the run's gateway has read back from the broker, 0 before it is up: an ask
+    in asks.jsonl is only the desk's decision, which Locust may not have sent yet."""
+    configs = list(runs.glob("*/config.json"))
+    if not configs:
+        return 0
+    gateway = json.loads(configs[0].read_text())["urls"]["gateway"]
+    headers = bearer(tokens.operator())
+    venues = httpx.get(f"{gateway}/venues", headers=headers, timeout=10).json()["venues"]
+    return sum(
+        httpx.get(f"{gateway}/venues/{v['venue']}/withdrawals", headers=headers, timeout=10).json()[
+            "total"
+        ]
+        for v in venues
+    )
+
+
 def test_ctrl_c_during_a_run_stops_everything_and_keeps_the_log_so_far(tmp_path):
     runs = tmp_path / "runs"
+    tokens = Tokens.generate()
     proc = in_background(
-        bankrun("run", "flash-panic", "--runs-dir", str(runs)), tmp_path / "run.out", COLUMNS="200"
+        bankrun("run", "flash-panic", "--runs-dir", str(runs)),
+        tmp_path / "run.out",
+        COLUMNS="200",
+        **tokens.env(),
     )
     try:
         wait_until(
-            lambda: any(  # past the first line (the run's clock): asks
-                len(p.read_text().splitlines()) > 1 for p in runs.glob("*/asks.jsonl")
-            ),
+            lambda: requested_at_gateway(runs, tokens) > 0,
             180,
-            "the first asks",
+            "the first withdrawal at the gateway",
             alive=lambda: None if proc.poll() is None else pytest.fail("run ended early"),
         )
         proc.send_signal(signal.SIGINT)
