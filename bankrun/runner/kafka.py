@@ -165,28 +165,49 @@ def log_reader(
     )
 
 
-async def read_topic(bootstrap: str, topic: Topic, idle_ms: int = 1000) -> list[dict[str, Any]]:
-    """Every record of `topic`, read until the broker returns an empty fetch on every partition.
+async def read_topic(
+    bootstrap: str, topic: Topic, idle_ms: int = 1000, stalled_s: float = 60.0
+) -> list[dict[str, Any]]:
+    """Every record of `topic`, read until a fetch finds nothing more on any partition.
 
     Never trusts end_offsets (Tansu under-reports it for batched data); call it once the
-    writers are stopped, so an empty fetch really means the end of the log.
+    writers are stopped, so an empty fetch really means the end of the log. An empty wait is
+    the end only once the broker has answered a fetch of every partition and none is behind
+    the high watermark it gave: a broker slow to answer (a loaded machine) would otherwise cut
+    the log short, silently. One that answers nothing for `stalled_s` is an error.
     """
-    consumer = log_reader(bootstrap, idle_ms)
+    consumer = log_reader(bootstrap, idle_ms // 2)  # an empty partition answers within a wait
     await consumer.start()
     out: list[dict[str, Any]] = []
     try:
         partitions = [TopicPartition(topic.name, p) for p in range(topic.partitions)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
+        progress = time.monotonic()
         while True:
             batches = await consumer.getmany(timeout_ms=idle_ms, max_records=10_000)
-            if not any(batches.values()):
+            if any(batches.values()):
+                progress = time.monotonic()
+                for records in batches.values():
+                    out.extend(_record(r) for r in records)
+                continue
+            behind = [tp.partition for tp in partitions if not await _at_end(consumer, tp)]
+            if not behind:
                 break
-            for records in batches.values():
-                out.extend(_record(r) for r in records)
+            if time.monotonic() - progress > stalled_s:
+                raise TimeoutError(
+                    f"reading {topic.name}: partitions {behind} unanswered or behind for "
+                    f"{stalled_s:.0f} s; {len(out)} records read"
+                )
     finally:
         await consumer.stop()
     return out
+
+
+async def _at_end(consumer: AIOKafkaConsumer, tp: TopicPartition) -> bool:
+    """Whether a fetch of `tp` was answered and found nothing past where the reader is."""
+    highwater = consumer.highwater(tp)
+    return highwater is not None and await consumer.position(tp) >= highwater
 
 
 def _record(record: Any) -> dict[str, Any]:

@@ -290,7 +290,10 @@ def _record_config(
     bootstrap: str | None,
     locust: LocustOptions,
 ) -> None:
-    (run_dir / "config.json").write_text(
+    """Written whole or not at all (a new file renamed into place): tests and tools poll for
+    it while the run goes, and must never read half of it."""
+    partial = run_dir / "config.json.partial"
+    partial.write_text(
         json.dumps(
             {
                 "run_id": run_id,
@@ -303,6 +306,7 @@ def _record_config(
             indent=2,
         )
     )
+    partial.replace(run_dir / "config.json")
 
 
 async def _clock(

@@ -208,8 +208,9 @@ def test_a_panic_run_on_the_stack_agrees_with_its_sim(tmp_path):
 
 
 def requested_at_gateway(runs: Path, tokens: Tokens) -> int:
-    """Withdrawals the run's gateway has read back from the broker, 0 before it is up: an ask
-    in asks.jsonl is only the desk's decision, which Locust may not have sent yet."""
+    """Withdrawals the run's gateway has accepted (it counts one once the broker has it), 0
+    before the run is up: an ask in asks.jsonl is only the desk's decision, which Locust may
+    not have sent yet."""
     configs = list(runs.glob("*/config.json"))
     if not configs:
         return 0

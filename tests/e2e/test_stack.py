@@ -116,7 +116,12 @@ class TestCustomerStory:
         )
         assert refused["reason"] == "insufficient_balance"
 
-        assert api.get(f"/accounts/{VENUE}/whale-1").json()["balances"] == {"USD": 600_000}
+        eventually(  # the balance comes on its own topic: not ordered after the outcome
+            api,
+            f"/accounts/{VENUE}/whale-1",
+            lambda b: b["balances"] == {"USD": 600_000},
+            "whale's balance",
+        )
         eventually(
             api,
             f"/accounts/{VENUE}/minnow-1",
@@ -136,7 +141,12 @@ class TestCustomerStory:
         )
         again = api.post("/withdrawals", json=body, headers=headers)
         assert again.status_code == 200 and again.json()["status"] == "paid"
-        assert api.get(f"/accounts/{VENUE}/whale-1").json()["balances"] == {"USD": 500_000}
+        eventually(  # the balance comes on its own topic: not ordered after the outcome
+            api,
+            f"/accounts/{VENUE}/whale-1",
+            lambda b: b["balances"] == {"USD": 500_000},
+            "whale's balance",
+        )
 
     def test_the_outcomes_feed_pages_through_the_answers(self, api):
         wanted = {"whale-1-first": "paid", "minnow-greedy": "rejected", "whale-1-second": "paid"}
