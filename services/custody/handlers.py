@@ -232,10 +232,8 @@ def _clock_tick(event: ev.ClockTick, state: View, effects: Effects) -> None:
     if config is None:
         return
     asset = config["asset"]
-    due, later = [], []
-    for mob in state.get(mobilizations_key(event.venue), []):
-        landing = mob["lands_at"] <= event.scenario_time and mob["proceeds"] is not None
-        (due if landing else later).append(mob)
+    now, pending = event.scenario_time, state.get(mobilizations_key(event.venue), [])
+    due = [m for m in pending if m["lands_at"] <= now and m["proceeds"] is not None]
     for mob in due:
         _post(state, ledger.land_mobilization(event.venue, asset, mob["amount"], mob["proceeds"]))
         effects.emit(
@@ -249,9 +247,10 @@ def _clock_tick(event: ev.ClockTick, state: View, effects: Effects) -> None:
             )
         )
     if due:
-        state.set(mobilizations_key(event.venue), later)
-    _find_cash(event, state, effects, config, asset, shortfall=False)
-    effects.emit(reserve_snapshot(event, state, policy_of(config), asset))
+        state.set(mobilizations_key(event.venue), [m for m in pending if m not in due])
+    policy = policy_of(config)
+    unmoved = _find_cash(event, state, effects, config, policy, asset, shortfall=False)
+    effects.emit(reserve_snapshot(event, state, policy, asset, unmoved))
     _attest_if_due(event, state, effects, config)
 
 
@@ -373,7 +372,9 @@ def _payout_requested(event: ev.PayoutRequested, state: View, effects: Effects) 
             effects.emit(event.caused(ev.BufferDry, asset=event.asset, request_id=event.request_id))
         config = state.get(venue_key(event.venue))
         if config is not None:
-            _find_cash(event, state, effects, config, event.asset, shortfall=True)
+            _find_cash(
+                event, state, effects, config, policy_of(config), event.asset, shortfall=True
+            )
         return
     except LedgerError as refused:
         effects.emit(event.caused(ev.PayoutFailed, reason=refused.reason, **step))
@@ -419,11 +420,18 @@ def policy_of(config: dict[str, Any]) -> ReservePolicy:
 
 
 def _find_cash(
-    event: ev.Event, state: View, effects: Effects, config: dict, asset: str, shortfall: bool
-) -> None:
+    event: ev.Event,
+    state: View,
+    effects: Effects,
+    config: dict,
+    policy: ReservePolicy,
+    asset: str,
+    shortfall: bool,
+) -> Sheet | None:
     """Call back deposits at other venues for what waits uncovered (they are the venue's
-    nearest cash after hot), then let the policy find the rest on the sheet as it will be."""
-    policy = policy_of(config)
+    nearest cash after hot), then let the policy find the rest on the sheet as it will be.
+    Returns the sheet it read if it moved nothing (still the venue's, so a clock tick's
+    snapshot need not read it again: most ticks move nothing)."""
     current = sheet(state, event.venue, asset)
     calls = _calls(state, event.venue, config, asset, current.uncovered)
     if calls:
@@ -434,7 +442,10 @@ def _find_cash(
             totals=replace(t, transit=t.transit + called, claim_deposit=t.claim_deposit - called),
         )
     moves = policy.on_shortfall(current) if shortfall else policy.rebalance(current)
+    if not calls and not moves:
+        return current
     _start(event, state, effects, policy, calls + moves, asset)
+    return None
 
 
 def _calls(state: View, venue: str, config: dict, asset: str, need: int) -> list[Move]:
@@ -577,9 +588,12 @@ def sheet(state: View, venue: str, asset: str) -> Sheet:
 
 
 def reserve_snapshot(
-    event: ev.Event, state: View, policy: ReservePolicy, asset: str
+    event: ev.Event, state: View, policy: ReservePolicy, asset: str, current: Sheet | None = None
 ) -> ev.ReserveSnapshot:
-    current = sheet(state, event.venue, asset)
+    """The venue's reserves as they stand: from `current` if given (its sheet, read since
+    nothing changed it), else read now."""
+    if current is None:
+        current = sheet(state, event.venue, asset)
     t = current.totals
     return event.caused(
         ev.ReserveSnapshot,
