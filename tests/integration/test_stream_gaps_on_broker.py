@@ -129,22 +129,26 @@ def test_a_slow_read_goes_on_while_records_come_and_stops_when_none_do(broker):
     (start,) = asyncio.run(_send(broker, [b"first"], partition))
     tp = TopicPartition(TOPIC, partition)
 
-    async def trickle() -> None:
+    async def trickle(producer: AIOKafkaProducer) -> None:
         for i in range(5):
-            await asyncio.sleep(0.4)  # pacing the writer: records come slower than the timeout
-            await _send(broker, [f"late-{i}".encode()], partition)
+            # pacing the writer: the records take longer than the timeout, each well within it
+            await asyncio.sleep(0.6)
+            await producer.send_and_wait(TOPIC, f"late-{i}".encode(), partition=partition)
 
     async def read_while_written() -> list:
-        writer = asyncio.create_task(trickle())
+        producer = AIOKafkaProducer(bootstrap_servers=broker)
+        await producer.start()  # before the read: a busy machine is slow to start one
+        writer = asyncio.create_task(trickle(producer))
         try:
-            return await _read_range(broker, tp, start, start + 6, timeout=1.0)
+            return await _read_range(broker, tp, start, start + 6, timeout=2.0)
         finally:
             await writer
+            await producer.stop()
 
     records = asyncio.run(read_while_written())
     assert [r.value for r in records] == [b"first"] + [f"late-{i}".encode() for i in range(5)]
-    with pytest.raises(RuntimeError, match=r"nothing read for 1\.0 s"):
-        asyncio.run(_read_range(broker, tp, start + 6, start + 7, timeout=1.0))
+    with pytest.raises(RuntimeError, match=r"nothing read for 2\.0 s"):
+        asyncio.run(_read_range(broker, tp, start + 6, start + 7, timeout=2.0))
 
 
 def test_faust_recovers_nothing_of_the_journal(app):
