@@ -215,14 +215,9 @@ def requested_at_gateway(runs: Path, tokens: Tokens) -> int:
     if not configs:
         return 0
     gateway = json.loads(configs[0].read_text())["urls"]["gateway"]
-    headers = bearer(tokens.operator())
-    venues = httpx.get(f"{gateway}/venues", headers=headers, timeout=10).json()["venues"]
-    return sum(
-        httpx.get(f"{gateway}/venues/{v['venue']}/withdrawals", headers=headers, timeout=10).json()[
-            "total"
-        ]
-        for v in venues
-    )
+    with httpx.Client(base_url=gateway, headers=bearer(tokens.operator()), timeout=10) as api:
+        venues = [v["venue"] for v in api.get("/venues").json()["venues"]]
+        return sum(api.get(f"/venues/{v}/withdrawals").json()["total"] for v in venues)
 
 
 def test_ctrl_c_during_a_run_stops_everything_and_keeps_the_log_so_far(tmp_path):
