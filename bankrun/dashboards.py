@@ -241,6 +241,17 @@ def holdings(pid: int) -> ts_b.Panel:
     )
 
 
+def claims(pid: int) -> ts_b.Panel:
+    """Contagion on the sheet: what the venue has at other venues, and what it owes them."""
+    return timeseries(
+        pid,
+        "claims on other venues by state, and borrowed from them",
+        DOLLARS,
+        (dollars(f"sum by (state) ({sel('bankrun_claims')})"), "{{state}}"),
+        (dollars(f"sum ({sel('bankrun_borrowed')})"), "borrowed"),
+    )
+
+
 def lcr(pid: int) -> ts_b.Panel:
     expr = f"max by (venue) ({sel('bankrun_lcr')})"
     return timeseries(pid, "liquidity coverage ratio (lcr policy)", RATIO, (expr, "{{venue}}"))
@@ -382,6 +393,7 @@ def venue() -> dict[str, Any]:
         lcr(14),
         liabilities(15),
         holdings(16),
+        claims(17),
         row(20, "raising liquidity"),
         mobilized(21),
         fire_sales(22),

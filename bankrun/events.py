@@ -132,7 +132,7 @@ class HoldingMarket(BaseModel):
     lot_size: int = Field(gt=0)
 
 
-ClaimKind = Literal["deposit", "loan"]
+ClaimKind = Literal["deposit", "loan", "credit_line"]
 
 
 class Claim(BaseModel):
@@ -323,8 +323,10 @@ class ReserveSnapshot(Event):
     claims: dict[str, int] = Field(
         default_factory=dict,
         description="a lender's claims on other venues: deposit (callable, liquid), loan, "
-        "frozen (on halted venues, marked down); empty for a venue that placed none",
+        "credit_line (drawn on lines it extended, if any), frozen (on halted venues, marked "
+        "down); empty for a venue that placed none",
     )
+    borrowed: int = Field(0, ge=0, description="drawn on other venues' credit lines, owed")
     equity: int
     waiting: int = Field(description="reserved for withdrawals not yet paid")
     lcr: float | None = None
@@ -431,8 +433,42 @@ class ClaimFrozen(Event):
     type: Literal["claim.frozen"] = "claim.frozen"
     counterparty: VenueId = Field(description="the venue that halted")
     kind: ClaimKind
-    amount: MinorUnits = Field(description="the claim as placed at genesis")
+    amount: MinorUnits = Field(
+        description="the claim as placed at genesis (a credit line: its limit)"
+    )
     recovery: float = Field(ge=0, le=1)
+    reason: Reason
+
+
+class CreditDrawRequested(Event):
+    """A borrower short of cash draws on a line another venue extended it: told to the lender
+    (the envelope's venue), whose custody alone can fund it from its own books."""
+
+    type: Literal["credit.draw_requested"] = "credit.draw_requested"
+    borrower: VenueId
+    asset: AssetCode
+    amount: MinorUnits
+
+
+class CreditDrawn(Event):
+    """The lender's answer to a draw, told to the borrower (the envelope's venue): `amount` is
+    what it sent, which lands in the borrower's hot wallet after the line's delay; 0 with a
+    `reason` if it sent nothing (`line_closed`: the lender halted; `line_used`: the limit is
+    drawn; `no_cash`: its own customers' withdrawals need its hot wallet)."""
+
+    type: Literal["credit.drawn"] = "credit.drawn"
+    lender: VenueId
+    asset: AssetCode
+    requested: MinorUnits
+    amount: Balance
+    reason: Reason | None = None
+
+
+class CreditLineClosed(Event):
+    """The venue halted: told to its own custody, which funds no more draws on the lines it
+    extended."""
+
+    type: Literal["credit.line_closed"] = "credit.line_closed"
     reason: Reason
 
 
@@ -683,6 +719,9 @@ AnyEvent = Annotated[
     | PolicyChangeRequested
     | PolicyChanged
     | ClaimFrozen
+    | CreditDrawRequested
+    | CreditDrawn
+    | CreditLineClosed
     | WithdrawalRejected
     | OrderPlaced
     | MarketOpened

@@ -101,9 +101,14 @@ class PanicDesk:
 
     def exposure(self, venue: str) -> float:
         """Share of a venue's deposits it placed at venues that have halted: its customers know
-        the claims (the scenario's, like a published exposure) and see the halts."""
+        the claims (the scenario's, like a published exposure) and see the halts. A credit line
+        counts for nothing: what was drawn on it is not published."""
         spec = next(v for v in self.scenario.venues if v.id == venue)
-        stuck = sum(c.amount for c in spec.claims if c.counterparty in self.halted)
+        stuck = sum(
+            c.amount
+            for c in spec.claims
+            if c.counterparty in self.halted and c.kind != "credit_line"
+        )
         return stuck / spec.total_deposits
 
     def proof(self, venue: VenueSpec, hours: float) -> float | None:

@@ -283,6 +283,7 @@ COLUMNS = (
     ("fire-sale losses", "fire_sale_losses"),
     ("claims frozen (h)", "claims_frozen_at_hours"),
     ("claim losses", "claim_losses"),
+    ("credit drawn / lent", "credit_drawn"),
 )
 
 
@@ -307,6 +308,9 @@ def _cell(key: str, row: dict[str, Any]) -> str:
         return _ratio(row["liquid_start"], row["liabilities_start"])
     if key in ("fire_sale_losses", "claim_losses"):
         return f"${row.get(key, 0) / 100:,.0f}"
+    if key == "credit_drawn":
+        drawn, lent = row.get("credit_drawn", 0), row.get("credit_lent", 0)
+        return f"${drawn / 100:,.0f} / ${lent / 100:,.0f}" if drawn or lent else "-"
     value = row.get(key)
     if key in ("dry_at_hours", "halted_at_hours", "claims_frozen_at_hours"):
         return "-" if value is None else f"{value:.2f}"

@@ -38,24 +38,26 @@ class Balances(_Strict):
 class ClaimSpec(_Strict):
     """Money this venue placed at another (`counterparty`) at genesis, out of its customers'
     deposits: the rest is placed as its policy says. A `deposit` there is liquid (called back
-    when the venue is short, it lands after `call_delay_hours`); a `loan` is a term asset. When
-    the counterparty halts, the claim is frozen and marked to `recovery` of it."""
+    when the venue is short, it lands after `call_delay_hours`); a `loan` is a term asset. A
+    `credit_line` places nothing at genesis: the counterparty draws on it, up to `amount`, when
+    it is short, and what it drew lands after `call_delay_hours`. When the counterparty halts,
+    the claim (a line: what was drawn) is frozen and marked to `recovery` of it; when this
+    venue halts, its lines close."""
 
     counterparty: VenueId
     kind: Literal["deposit", "loan", "credit_line"]
     amount: MinorUnits
     recovery: float = Field(0.0, ge=0, le=1, description="share kept once the counterparty halts")
     call_delay_hours: float | None = Field(
-        None, ge=0, le=24 * 30, description="deposit only; default 2 h (like a warm wallet)"
+        None,
+        ge=0,
+        le=24 * 30,
+        description="deposit: from call to cash; credit_line: from draw to cash; default 2 h "
+        "(like a warm wallet)",
     )
 
     @model_validator(mode="after")
     def _supported(self) -> Self:
-        if self.kind == "credit_line":
-            raise ValueError(
-                "kind credit_line is not yet supported (a line the borrower draws on when it "
-                "runs short); model what was drawn as a loan"
-            )
         if self.kind == "loan" and self.call_delay_hours is not None:
             raise ValueError("call_delay_hours is for deposits: a loan cannot be called back")
         return self
@@ -118,7 +120,7 @@ class VenueSpec(_Strict):
     def _enough_money(self) -> Self:
         if self.total_deposits < self.customers:
             raise ValueError("total_deposits must give every customer at least one minor unit")
-        placed = sum(c.amount for c in self.claims)
+        placed = sum(c.amount for c in self.claims if c.kind != "credit_line")
         if placed > self.total_deposits:
             raise ValueError(
                 f"claims: {placed} placed at other venues is more than the venue's "
@@ -242,13 +244,15 @@ class Scenario(_Strict):
             Claim(
                 lender=v.id,
                 borrower=c.counterparty,
-                kind=c.kind,  # type: ignore[arg-type]  # credit_line is refused above
+                kind=c.kind,
                 amount=c.amount,
                 recovery=c.recovery,
                 call_delay_hours=(
-                    (DEPOSIT_CALL_HOURS if c.call_delay_hours is None else c.call_delay_hours)
-                    if c.kind == "deposit"
-                    else 0.0
+                    0.0
+                    if c.kind == "loan"
+                    else DEPOSIT_CALL_HOURS
+                    if c.call_delay_hours is None
+                    else c.call_delay_hours
                 ),
             )
             for v in self.venues

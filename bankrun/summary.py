@@ -50,6 +50,8 @@ class VenueTally:
     claims_frozen_at: float | None = None
     claims_frozen: int = 0
     claim_losses: int = 0
+    credit_drawn: int = 0  # as borrower: what lenders sent on their credit lines
+    credit_lent: int = 0  # as lender: what it sent on the lines it extended
     operator_actions: list[dict[str, Any]] = field(default_factory=list)
     proofs: list[ev.PorAttested] = field(default_factory=list)  # proof-of-reserves attestations
 
@@ -123,6 +125,8 @@ class VenueTally:
             "claims_frozen_at_hours": _hours(self.claims_frozen_at),
             "claims_frozen": self.claims_frozen,
             "claim_losses": self.claim_losses,
+            "credit_drawn": self.credit_drawn,
+            "credit_lent": self.credit_lent,
             "operator_actions": self.operator_actions,
             "proof_of_reserves": self.proof_row(),
         }
@@ -237,6 +241,7 @@ class Tally:
             ev.PolicyChangeRequested,
             ev.PorAttested,
             ev.ClaimWrittenDown,
+            ev.CreditDrawn,
         }
     )
 
@@ -324,6 +329,9 @@ class Tally:
                     t.claims_frozen_at = event.scenario_time
                 t.claims_frozen += event.frozen
                 t.claim_losses += event.loss
+            case ev.CreditDrawn():
+                t.credit_drawn += event.amount
+                self.venues.setdefault(event.lender, VenueTally()).credit_lent += event.amount
 
 
 def _operator_action(

@@ -149,12 +149,13 @@ WITHDRAWAL_EVENTS = Topic(
 )
 CLAIMS = Topic(
     "bankrun.claims",
-    writer="withdrawal",
+    writer="withdrawal (halts), custody (credit draws)",
     readers=("custody",),
     key="venue",
-    event_types=(ev.ClaimFrozen,),
-    description="A halted venue's word to each creditor, keyed by the creditor: its claim on "
-    "the halted venue is frozen (how contagion crosses venue partitions).",
+    event_types=(ev.ClaimFrozen, ev.CreditLineClosed, ev.CreditDrawRequested, ev.CreditDrawn),
+    description="What crosses venue partitions, keyed by the venue that books it: a halted "
+    "venue's word to each creditor that its claim is frozen, and to its own custody that its "
+    "credit lines are closed; a borrower's draw on a line, and the lender's answer.",
 )
 BALANCES = Topic(
     "bankrun.balances",

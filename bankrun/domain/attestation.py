@@ -26,7 +26,7 @@ from bankrun.domain.por import Root, SumTree
 
 CASH = ("hot", "warm", "cold")
 NEVER = ("platform_token", "affiliate_loan")
-NOT_RESERVES = ("claim_deposit", "claim_loan", "claim_frozen")
+NOT_RESERVES = ("claim_deposit", "claim_loan", "claim_credit_line", "claim_frozen")
 
 
 #: What is reserved for withdrawals not yet paid is owed too, to whoever asked: one leaf, under

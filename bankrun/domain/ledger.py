@@ -23,7 +23,9 @@ class AccountKind(StrEnum):
     HOLDING = "holding"  # asset: non-cash (platform_token, affiliate_loan, less_liquid), at book
     TRANSIT = "transit"  # asset: cash on its way to the hot wallet (a mobilization)
     CLAIM = "claim"  # asset: money placed at another venue (`deposit:<venue>`, `loan:<venue>`),
-    #                  or what is left of it once that venue halted (`frozen:<venue>`)
+    #                  drawn on a line it extended (`credit_line:<venue>`), or what is left of
+    #                  it once that venue halted (`frozen:<venue>`)
+    BORROWED = "borrowed"  # liability: drawn on another venue's credit line (`<lender>`)
     EQUITY = "equity"  # the owners' stake: capital, losses from fire sales and frozen claims
 
 
@@ -42,6 +44,7 @@ class Tier(StrEnum):
 class ClaimState(StrEnum):
     DEPOSIT = "deposit"  # callable: lands in the hot wallet after a delay, counted as liquid
     LOAN = "loan"  # a term asset: not callable, not liquid
+    CREDIT_LINE = "credit_line"  # what the borrower drew on the line: a term asset, like a loan
     FROZEN = "frozen"  # the counterparty halted: marked down to its recovery; not callable
 
 
@@ -64,7 +67,7 @@ class LedgerAccount:
 
     @functools.cached_property
     def is_liability(self) -> bool:
-        return self.kind in (AccountKind.CUSTOMER, AccountKind.PENDING)
+        return self.kind in (AccountKind.CUSTOMER, AccountKind.PENDING, AccountKind.BORROWED)
 
 
 #: Accounts are values, remembered by the functions below that name them: every posting names
@@ -108,6 +111,12 @@ def claim(venue: str, state: ClaimState | str, counterparty: str, asset: str) ->
     return LedgerAccount(
         venue, AccountKind.CLAIM, f"{ClaimState(state).value}:{counterparty}", asset
     )
+
+
+@_remembered
+def borrowed(venue: str, lender: str, asset: str) -> LedgerAccount:
+    """What the venue owes `lender` for what it drew on its credit line."""
+    return LedgerAccount(venue, AccountKind.BORROWED, lender, asset)
 
 
 def source_account(venue: str, source: str, asset: str) -> LedgerAccount:
@@ -253,11 +262,20 @@ def move(venue: str, source: str, asset: str, amount: int) -> Posting:
 def place_claim(
     venue: str, state: ClaimState, counterparty: str, asset: str, amount: int
 ) -> Posting:
-    """Genesis: cash from the hot wallet is deposited at, or lent to, another venue."""
+    """Cash from the hot wallet deposited at, or lent to, another venue: at genesis, or when it
+    draws on a credit line this venue extended."""
     _require_positive(amount)
     return Posting.transfer(
         claim(venue, state, counterparty, asset), wallet(venue, Tier.HOT, asset), amount
     )
+
+
+def draw(venue: str, lender: str, asset: str, amount: int) -> Posting:
+    """The borrower's side of a draw on a credit line: the cash is on its way to the hot wallet
+    (it lands as any mobilization does), and the venue owes it to `lender`. The lender's side
+    is `place_claim` with `ClaimState.CREDIT_LINE`: cash out of its hot wallet, a claim in."""
+    _require_positive(amount)
+    return Posting.transfer(transit(venue, asset), borrowed(venue, lender, asset), amount)
 
 
 def freeze_claim(
@@ -346,7 +364,8 @@ class InMemoryBook(dict[str, int]):
 
 @dataclass(frozen=True)
 class Totals:
-    """A venue's balance sheet in one asset; liabilities and equity as positive amounts owed."""
+    """A venue's balance sheet in one asset; liabilities (to customers), borrowed (from other
+    venues) and equity as positive amounts owed."""
 
     liabilities: int = 0
     hot: int = 0
@@ -358,7 +377,9 @@ class Totals:
     less_liquid: int = 0
     claim_deposit: int = 0  # deposits at other venues, callable
     claim_loan: int = 0  # loans to other venues
+    claim_credit_line: int = 0  # drawn by other venues on lines this one extended
     claim_frozen: int = 0  # claims on halted venues, at what they were marked down to
+    borrowed: int = 0  # drawn on other venues' credit lines: owed, but not to customers
     equity: int = 0
 
     @property
@@ -373,12 +394,15 @@ class Totals:
             + self.less_liquid
             + self.claim_deposit
             + self.claim_loan
+            + self.claim_credit_line
             + self.claim_frozen
         )
 
 
 def bucket(acct: LedgerAccount) -> str:
     """Which `Totals` field an account adds to."""
+    if acct.kind is AccountKind.BORROWED:
+        return "borrowed"
     if acct.is_liability:
         return "liabilities"
     if acct.kind is AccountKind.EQUITY:

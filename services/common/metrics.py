@@ -30,9 +30,14 @@ HOLDINGS = Gauge(
 )
 CLAIMS = Gauge(
     "bankrun_claims",
-    "Money placed at other venues, by state: deposit (callable), loan, frozen (on halted "
-    "venues, at its recovery value), minor units",
+    "Money placed at other venues, by state: deposit (callable), loan, credit_line (drawn on "
+    "lines it extended), frozen (on halted venues, at its recovery value), minor units",
     [*V, "state", "asset"],
+)
+BORROWED = Gauge(
+    "bankrun_borrowed",
+    "Drawn on other venues' credit lines and owed to them (not to customers), minor units",
+    [*V, "asset"],
 )
 CLAIM_LOSSES = Counter(
     "bankrun_claim_losses_minor_units",
@@ -228,8 +233,9 @@ def export_totals(venue: str, policy: str, asset: str, t: Totals) -> None:
         RESERVES.labels(venue, policy, tier, asset).set(getattr(t, tier))
     for holding in ("platform_token", "affiliate_loan", "less_liquid"):
         HOLDINGS.labels(venue, policy, holding, asset).set(getattr(t, holding))
-    for state in ("deposit", "loan", "frozen"):
+    for state in ("deposit", "loan", "credit_line", "frozen"):
         CLAIMS.labels(venue, policy, state, asset).set(getattr(t, f"claim_{state}"))
+    BORROWED.labels(venue, policy, asset).set(t.borrowed)
     if t.liabilities:
         RESERVE_RATIO.labels(venue, policy, asset).set(t.hot / t.liabilities)
 

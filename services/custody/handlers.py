@@ -69,6 +69,22 @@ def frozen_key(venue: str, kind: str, counterparty: str) -> str:
     return f"frozen/{venue}/{kind}:{counterparty}"
 
 
+def drawing_key(venue: str) -> str:
+    """A borrower's draws asked for and not yet answered: lender -> amount."""
+    return f"drawing/{venue}"
+
+
+def line_closed_key(venue: str, lender: str) -> str:
+    """Set once `lender` answered a draw of the venue's with `line_closed`: it is not asked
+    again."""
+    return f"line-closed/{venue}/{lender}"
+
+
+def lines_closed_key(venue: str) -> str:
+    """Set once the venue halted: it funds no more draws on the lines it extended."""
+    return f"lines-closed/{venue}"
+
+
 def handle(event: ev.Event, lookup: Lookup) -> Effects:
     return dispatch(_HANDLERS, event, lookup)
 
@@ -84,6 +100,11 @@ def _venue_opened(event: ev.VenueOpened, state: View, effects: Effects) -> None:
             "asset": event.assets[0],
             "markets": {h: m.model_dump() for h, m in event.markets.items()},
             "lent": [c.model_dump() for c in event.claims if c.lender == event.venue],
+            "lines": [
+                c.model_dump()
+                for c in event.claims
+                if c.borrower == event.venue and c.kind == ClaimState.CREDIT_LINE
+            ],
             "por": event.por.model_dump() if event.por else None,
         },
     )
@@ -107,14 +128,15 @@ def _account_funded(event: ev.AccountFunded, state: View, effects: Effects) -> N
 
 def _scenario_started(event: ev.ScenarioStarted, state: View, effects: Effects) -> None:
     """Time zero: the venue places its claims on other venues first (deposits there, loans to
-    them), then the rest of its customers' deposits as its policy says."""
+    them; a credit line places nothing until it is drawn), then the rest of its customers'
+    deposits as its policy says."""
     config = state.get(venue_key(event.venue))
     if config is None:
         raise LedgerError(f"scenario started for unknown venue {event.venue!r}")
     asset = config["asset"]
     policy = policy_of(config)
     t = read_totals(state, event.venue, asset)
-    lent = config.get("lent", [])
+    lent = [c for c in config.get("lent", []) if c["kind"] != ClaimState.CREDIT_LINE]
     if sum(c["amount"] for c in lent) > t.liabilities:
         raise LedgerError(f"{event.venue} places more at other venues than it holds")
     for c in lent:
@@ -256,7 +278,8 @@ def _clock_tick(event: ev.ClockTick, state: View, effects: Effects) -> None:
 
 def _claim_frozen(event: ev.ClaimFrozen, state: View, effects: Effects) -> None:
     """A venue this one placed money at has halted: the claim (and any of it called back and
-    not yet landed) is frozen and marked down to its recovery; the loss hits equity at once."""
+    not yet landed) is frozen and marked down to its recovery; the loss hits equity at once.
+    A credit line closes: one never drawn on has nothing to write down."""
     config = state.get(venue_key(event.venue))
     done = frozen_key(event.venue, event.kind, event.counterparty)
     if config is None or state.get(done) is not None:
@@ -264,6 +287,8 @@ def _claim_frozen(event: ev.ClaimFrozen, state: View, effects: Effects) -> None:
     state.set(done, event.scenario_time)
     asset, kind = config["asset"], ClaimState(event.kind)
     held = state.get(ledger.claim(event.venue, kind, event.counterparty, asset).key) or 0
+    if kind is ClaimState.CREDIT_LINE and not held:
+        return
     source = f"{kind.value}:{event.counterparty}"
     mobs = state.get(mobilizations_key(event.venue), [])
     stuck = [m for m in mobs if m["source"] == source]
@@ -290,6 +315,92 @@ def _claim_frozen(event: ev.ClaimFrozen, state: View, effects: Effects) -> None:
         ),
         reserve_snapshot(event, state, policy_of(config), asset),
     )
+
+
+def _credit_draw_requested(event: ev.CreditDrawRequested, state: View, effects: Effects) -> None:
+    """A borrower draws on a line this venue extended: funded out of the hot wallet, up to the
+    line's limit and after what its own customers' reserved withdrawals need."""
+    config = state.get(venue_key(event.venue))
+    if config is None:
+        return
+    asset = config["asset"]
+    line = next(
+        (
+            c
+            for c in config.get("lent", [])
+            if c["kind"] == ClaimState.CREDIT_LINE and c["borrower"] == event.borrower
+        ),
+        None,
+    )
+    amount, reason = 0, None
+    if (
+        line is None
+        or state.get(lines_closed_key(event.venue)) is not None
+        or state.get(frozen_key(event.venue, ClaimState.CREDIT_LINE, event.borrower)) is not None
+    ):
+        reason = "line_closed"
+    else:
+        drawn = (
+            state.get(ledger.claim(event.venue, ClaimState.CREDIT_LINE, event.borrower, asset).key)
+            or 0
+        )
+        hot = state.get(ledger.wallet(event.venue, ledger.Tier.HOT, asset).key) or 0
+        spare = hot - state.get(total_key(event.venue, "waiting", asset), 0)
+        amount = max(0, min(event.amount, line["amount"] - drawn, spare))
+        if not amount:
+            reason = "line_used" if drawn >= line["amount"] else "no_cash"
+    if amount:
+        _post(
+            state,
+            ledger.place_claim(event.venue, ClaimState.CREDIT_LINE, event.borrower, asset, amount),
+        )
+    effects.emit(
+        event.caused(
+            ev.CreditDrawn,
+            venue=event.borrower,
+            lender=event.venue,
+            asset=asset,
+            requested=event.amount,
+            amount=amount,
+            reason=reason,
+        )
+    )
+    if amount:
+        effects.emit(reserve_snapshot(event, state, policy_of(config), asset))
+
+
+def _credit_drawn(event: ev.CreditDrawn, state: View, effects: Effects) -> None:
+    """The lender's answer to a draw: what it sent is on its way to the hot wallet, owed to it,
+    and lands after the line's delay like any mobilization."""
+    config = state.get(venue_key(event.venue))
+    drawing = dict(state.get(drawing_key(event.venue)) or {})
+    if config is None or drawing.pop(event.lender, None) is None:
+        return  # answered already: a redelivered answer moves nothing
+    state.set(drawing_key(event.venue), drawing)
+    if event.reason == "line_closed":
+        state.set(line_closed_key(event.venue, event.lender), event.scenario_time)
+    if not event.amount:
+        return
+    line = next(c for c in config["lines"] if c["lender"] == event.lender)
+    _post(state, ledger.draw(event.venue, event.lender, event.asset, event.amount))
+    started, record = _mobilization(
+        event,
+        "",
+        event.asset,
+        f"{ClaimState.CREDIT_LINE.value}:{event.lender}",
+        event.amount,
+        event.amount,
+        line["call_delay_hours"],
+    )
+    effects.emit(started)
+    state.set(
+        mobilizations_key(event.venue),
+        [*state.get(mobilizations_key(event.venue), []), record],
+    )
+
+
+def _lines_closed(event: ev.CreditLineClosed, state: View, effects: Effects) -> None:
+    state.set(lines_closed_key(event.venue), event.scenario_time)
 
 
 def _policy_requested(event: ev.PolicyChangeRequested, state: View, effects: Effects) -> None:
@@ -407,6 +518,9 @@ _HANDLERS: Dispatch = {
     ev.PriceMarked: _price_marked,
     ev.OrderDone: _order_done,
     ev.ClaimFrozen: _claim_frozen,
+    ev.CreditDrawRequested: _credit_draw_requested,
+    ev.CreditDrawn: _credit_drawn,
+    ev.CreditLineClosed: _lines_closed,
     ev.PolicyChangeRequested: _policy_requested,
 }
 HANDLED = frozenset(cls.model_fields["type"].default for cls in _HANDLERS)
@@ -429,9 +543,9 @@ def _find_cash(
     shortfall: bool,
 ) -> Sheet | None:
     """Call back deposits at other venues for what waits uncovered (they are the venue's
-    nearest cash after hot), then let the policy find the rest on the sheet as it will be.
-    Returns the sheet it read if it moved nothing (still the venue's, so a clock tick's
-    snapshot need not read it again: most ticks move nothing)."""
+    nearest cash after hot), then draw on credit lines, then let the policy find the rest on
+    the sheet as it will be. Returns the sheet it read if it moved nothing (still the venue's,
+    so a clock tick's snapshot need not read it again: most ticks move nothing)."""
     current = sheet(state, event.venue, asset)
     calls = _calls(state, event.venue, config, asset, current.uncovered)
     if calls:
@@ -441,8 +555,13 @@ def _find_cash(
             current,
             totals=replace(t, transit=t.transit + called, claim_deposit=t.claim_deposit - called),
         )
+    drawing = _draw(event, state, effects, config, asset, current) if config.get("lines") else 0
+    if drawing:  # asked for: the policy counts on it as cash on its way
+        current = replace(
+            current, totals=replace(current.totals, transit=current.totals.transit + drawing)
+        )
     moves = policy.on_shortfall(current) if shortfall else policy.rebalance(current)
-    if not calls and not moves:
+    if not calls and not moves and not drawing:
         return current
     _start(event, state, effects, policy, calls + moves, asset)
     return None
@@ -462,6 +581,73 @@ def _calls(state: View, venue: str, config: dict, asset: str, need: int) -> list
             calls.append(Move(f"deposit:{c['borrower']}", take, take, c["call_delay_hours"]))
             need -= take
     return calls
+
+
+def _draw(
+    event: ev.Event, state: View, effects: Effects, config: dict, asset: str, current: Sheet
+) -> int:
+    """Draw on the venue's credit lines, in the scenario's order, for what waits uncovered
+    beyond the draws already asked for; how much is asked for and not yet answered, all told.
+    A line the lender closed is not asked again; one it had no cash for is, on the next need."""
+    venue = event.venue
+    drawing = state.get(drawing_key(venue)) or {}
+    need = current.uncovered - sum(drawing.values())
+    asked = dict(drawing)
+    for c in config["lines"]:
+        lender = c["lender"]
+        if need <= 0:
+            break
+        if lender in drawing or state.get(line_closed_key(venue, lender)) is not None:
+            continue
+        drawn = -(state.get(ledger.borrowed(venue, lender, asset).key) or 0)
+        amount = min(need, c["amount"] - drawn)
+        if amount > 0:
+            effects.emit(
+                event.caused(
+                    ev.CreditDrawRequested,
+                    label=lender,
+                    venue=lender,
+                    borrower=venue,
+                    asset=asset,
+                    amount=amount,
+                )
+            )
+            asked[lender] = amount
+            need -= amount
+    if asked != drawing:
+        state.set(drawing_key(venue), asked)
+    return sum(asked.values())
+
+
+def _mobilization(
+    event: ev.Event,
+    label: str,
+    asset: str,
+    source: str,
+    amount: int,
+    proceeds: int,
+    delay_hours: float,
+    sale: bool = False,
+) -> tuple[ev.MobilizationStarted, dict[str, Any]]:
+    """A mobilization's event and the record a clock tick lands it by (a sale's proceeds are
+    known only once its order is done: until then the record has none)."""
+    started = event.caused(
+        ev.MobilizationStarted,
+        label=label,
+        asset=asset,
+        source=source,
+        amount=amount,
+        proceeds=proceeds,
+        lands_at=event.scenario_time + delay_hours * HOUR,
+    )
+    record = {
+        "id": str(started.event_id),
+        "source": source,
+        "amount": amount,
+        "proceeds": None if sale else proceeds,
+        "lands_at": started.lands_at,
+    }
+    return started, record
 
 
 def _start(
@@ -488,22 +674,16 @@ def _start(
             continue  # nothing left to sell
         amount = sale["amount"] if sale else move.amount
         _post(state, ledger.start_mobilization(state, event.venue, move.source, asset, amount))
-        started = event.caused(
-            ev.MobilizationStarted,
-            label=f"{i}",
-            asset=asset,
-            source=move.source,
-            amount=amount,
-            proceeds=move.proceeds if sale is None else min(move.proceeds, amount),
-            lands_at=event.scenario_time + move.delay_hours * HOUR,
+        started, record = _mobilization(
+            event,
+            f"{i}",
+            asset,
+            move.source,
+            amount,
+            move.proceeds if sale is None else min(move.proceeds, amount),
+            move.delay_hours,
+            sale=sale is not None,
         )
-        record = {
-            "id": str(started.event_id),
-            "source": move.source,
-            "amount": amount,
-            "proceeds": None if sale else move.proceeds,
-            "lands_at": started.lands_at,
-        }
         effects.emit(started)
         if sale:
             order_id = f"{event.venue}.{started.event_id.hex[:16]}"
@@ -608,11 +788,8 @@ def reserve_snapshot(
             "affiliate_loan": t.affiliate_loan,
             "less_liquid": t.less_liquid,
         },
-        claims=(
-            {"deposit": t.claim_deposit, "loan": t.claim_loan, "frozen": t.claim_frozen}
-            if config_lends(state, event.venue)
-            else {}
-        ),
+        claims=_claims(state, event.venue, t),
+        borrowed=t.borrowed,
         equity=t.equity,
         waiting=current.waiting,
         lcr=policy.lcr(current),
@@ -629,9 +806,15 @@ def _attest_if_due(event: ev.Event, state: View, effects: Effects, config: dict)
         proofs.publish(event, state, effects, config, totals, mobilizations)
 
 
-def config_lends(state: View | Any, venue: str) -> bool:
-    """Whether the venue placed money at other venues at genesis."""
-    return bool((state.get(venue_key(venue)) or {}).get("lent"))
+def _claims(state: View, venue: str, t: Totals) -> dict[str, int]:
+    """A lender's claims by kind (a credit line's only if it extended one); none otherwise."""
+    lent = (state.get(venue_key(venue)) or {}).get("lent")
+    if not lent:
+        return {}
+    claims = {"deposit": t.claim_deposit, "loan": t.claim_loan}
+    if any(c["kind"] == ClaimState.CREDIT_LINE for c in lent):
+        claims["credit_line"] = t.claim_credit_line
+    return claims | {"frozen": t.claim_frozen}
 
 
 def _collateral_value(state: View, venue: str) -> int:

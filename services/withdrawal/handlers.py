@@ -201,9 +201,12 @@ class Saga:
 
     def halt(self, reason: str) -> None:
         """Stop withdrawals, and tell every venue that placed money here that its claim is
-        frozen: an event keyed by the creditor, which only its own custody may book."""
+        frozen: an event keyed by the creditor, which only its own custody may book. The
+        venue's own custody is told to fund no more draws on the credit lines it extended."""
         self.state.set(halted_key(self.venue), self.now)
         self.effects.emit(self.event.caused(ev.VenueHalted, reason=reason))
+        if self.config.get("extends_lines"):
+            self.effects.emit(self.event.caused(ev.CreditLineClosed, reason=reason))
         for c in self.config.get("creditors", []):
             self.effects.emit(
                 self.event.caused(
@@ -241,9 +244,15 @@ def _venue_opened(event: ev.VenueOpened, state: View, effects: Effects) -> None:
     if event.gate:
         Gate.model_validate(event.gate)
     creditors = [c.model_dump() for c in event.claims if c.borrower == event.venue]
+    extends_lines = any(c.lender == event.venue and c.kind == "credit_line" for c in event.claims)
     state.set(
         venue_key(event.venue),
-        {"policy": event.policy, "gate": event.gate, "creditors": creditors},
+        {
+            "policy": event.policy,
+            "gate": event.gate,
+            "creditors": creditors,
+            "extends_lines": extends_lines,
+        },
     )
 
 

@@ -368,7 +368,10 @@ def test_every_input_topic_survives_the_malformed_event_set(broker, stack):
                     market=MARKET, start_price=1_000, base_unit=10, lot_size=10
                 )
             },
-            claims=(ev.Claim(lender=VENUE, borrower=BORROWER, kind="loan", amount=1_000),),
+            claims=(
+                ev.Claim(lender=VENUE, borrower=BORROWER, kind="loan", amount=1_000),
+                ev.Claim(lender=VENUE, borrower=BORROWER, kind="credit_line", amount=2_000),
+            ),
         ),
         ev.AccountFunded(
             venue=VENUE, scenario_time=0, account="whale-1", asset="USD", amount=10_000
@@ -412,6 +415,23 @@ def test_every_input_topic_survives_the_malformed_event_set(broker, stack):
     release = ev.derived_id(cancel.event_id, "release.requested")
     back = first(broker, BALANCES, of(ev.BalanceSnapshot, causation_id=release))
     assert back.available == 10_000
+    # claims, custody to custody: the borrower draws on the line the venue extended it, and
+    # the venue's custody sends the cash out of its hot wallet and tells the borrower
+    draw = ev.CreditDrawRequested(
+        venue=VENUE, scenario_time=95, borrower=BORROWER, asset="USD", amount=500
+    )
+    publish(broker, draw)
+    answer = first(broker, CLAIMS, of(ev.CreditDrawn, venue=BORROWER, causation_id=draw.event_id))
+    assert (answer.lender, answer.requested, answer.amount, answer.reason) == (
+        VENUE,
+        500,
+        500,
+        None,
+    )
+    lent = first(
+        broker, CUSTODY_EVENTS, of(ev.ReserveSnapshot, venue=VENUE, causation_id=draw.event_id)
+    )
+    assert lent.claims["credit_line"] == 500
 
     # --- and the dead letters: each bad record once per reader that had to refuse it ------
     expected = {

@@ -72,7 +72,6 @@ class TestScenarioClaims:
         [
             ("{counterparty: nowhere, kind: loan, amount: 100}", "venues.1.claims.0.counterparty"),
             ("{counterparty: lender, kind: loan, amount: 100}", "itself"),
-            ("{counterparty: borrower, kind: credit_line, amount: 100}", "not yet supported"),
             ("{counterparty: borrower, kind: bond, amount: 100}", "venues.1.claims.0.kind"),
             ("{counterparty: borrower, kind: loan, amount: 0}", "venues.1.claims.0.amount"),
             (
@@ -127,6 +126,14 @@ class TestScenarioClaims:
         )
         assert spec.claims_of("borrower") == spec.claims_of("lender") == [claim]
 
+    def test_a_credit_line_is_a_promise_not_money_placed(self):
+        """Its limit may exceed the lender's deposits: it is funded from cash as it is drawn."""
+        spec = pair("{counterparty: borrower, kind: credit_line, amount: 2000000000}")
+        (line,) = spec.claims()
+        assert (line.kind, line.amount, line.call_delay_hours) == ("credit_line", 2 * 10**9, 2.0)
+        spec = pair("{counterparty: borrower, kind: credit_line, amount: 5, call_delay_hours: 0}")
+        assert spec.claims()[0].call_delay_hours == 0.0
+
 
 class TestLedger:
     def test_a_frozen_claim_keeps_its_recovery_and_equity_takes_the_rest(self):
@@ -139,6 +146,24 @@ class TestLedger:
         assert (t.hot, t.claim_deposit, t.transit, t.claim_frozen) == (400, 0, 0, 120)
         assert t.equity == -480 and t.assets - t.liabilities == t.equity
         assert ledger.invariant_violations(book) == []
+
+    def test_a_draw_is_cash_on_its_way_to_the_borrower_and_a_claim_of_the_lenders(self):
+        book = ledger.InMemoryBook()
+        book.post(_funded("l", 1_000))
+        book.post(_funded("b", 100))
+        book.post(ledger.place_claim("l", ClaimState.CREDIT_LINE, "b", "USD", 300))
+        book.post(ledger.draw("b", "l", "USD", 300))
+        book.post(ledger.land_mobilization("b", "USD", 300, 300))
+        lender, borrower = ledger.totals(book, "l", "USD"), ledger.totals(book, "b", "USD")
+        assert (lender.hot, lender.claim_credit_line, lender.equity) == (700, 300, 0)
+        assert (borrower.hot, borrower.transit, borrower.borrowed) == (400, 0, 300)
+        assert borrower.liabilities == 100  # owed to customers: the draw is owed to the lender
+        assert borrower.assets - borrower.liabilities - borrower.borrowed == borrower.equity == 0
+        assert ledger.invariant_violations(book) == []
+
+    def test_owing_a_lender_less_than_nothing_breaks_the_invariants(self):
+        book = ledger.InMemoryBook({ledger.borrowed("b", "l", "USD").key: 1})
+        assert any("negative liability" in p for p in ledger.invariant_violations(book))
 
     def test_a_claim_below_zero_breaks_the_invariants(self):
         book = ledger.InMemoryBook({ledger.claim("v", ClaimState.LOAN, "x", "USD").key: -1})
@@ -211,6 +236,171 @@ def deposit_calls(log: list[ev.Event], kind: type[ev.Event]) -> list:
     ]
 
 
+def lined(*claims: str, hot_ratio: float = 0.5, gate: str = "") -> scenario.Scenario:
+    """The pair with the lender keeping `hot_ratio` of its deposits hot (enough to fund draws),
+    with a `gate` if given, and no claims but `claims`."""
+    lender = "params: {hot_ratio: 0.02, warm_ratio: 0.0, cold_delay_hours: 1000}"
+    assert lender in PAIR
+    text = PAIR.replace(
+        lender,
+        lender.replace("0.02", str(hot_ratio)) + (f"\n    gate: {gate}" if gate else ""),
+    )
+    if not claims:
+        text = text.removesuffix("    claims:\n")
+    return scenario.parse(text + "".join(f"      - {c}\n" for c in claims) + LOAD)
+
+
+LINE = "{counterparty: borrower, kind: credit_line, amount: 300000000, recovery: 0.5}"
+
+
+def simulated(spec: scenario.Scenario) -> tuple[dict, list[ev.Event]]:
+    log = sim.simulate(spec).log  # which checks the ledger's invariants at the end
+    return summary.summarize(log, {})["venues"], log
+
+
+def of(log: list[ev.Event], kind: type[ev.Event], **fields) -> list:
+    return [
+        e for e in log if isinstance(e, kind) and all(getattr(e, k) == v for k, v in fields.items())
+    ]
+
+
+@pytest.fixture(scope="module")
+def drawn() -> tuple[dict, list[ev.Event]]:
+    """The lender extends the borrower a line of 300,000,000 and keeps half its deposits hot:
+    the borrower runs dry at 10 h and draws on the line until it halts at 14 h."""
+    return simulated(lined(LINE))
+
+
+class TestCreditLine:
+    def test_the_borrower_draws_what_waits_uncovered_once_it_runs_short(self, drawn):
+        rows, log = drawn
+        asked = of(log, ev.CreditDrawRequested, venue="lender", borrower="borrower")
+        assert asked and asked[0].scenario_time == rows["borrower"]["dry_at_hours"] * HOUR
+        assert all(e.scenario_time <= rows["borrower"]["halted_at_hours"] * HOUR for e in asked)
+        answers = of(log, ev.CreditDrawn, venue="borrower", lender="lender")
+        assert len(answers) == len(asked)
+        assert all((a.amount, a.reason) == (a.requested, None) for a in answers)
+
+    def test_what_the_lender_sends_lands_in_the_borrowers_hot_wallet_after_the_delay(self, drawn):
+        _, log = drawn
+        source = "credit_line:lender"
+        started = of(log, ev.MobilizationStarted, venue="borrower", source=source)
+        landed = of(log, ev.MobilizationLanded, venue="borrower", source=source)
+        sent = sum(a.amount for a in of(log, ev.CreditDrawn, venue="borrower"))
+        assert sum(m.amount for m in started) == sum(m.proceeds for m in landed) == sent > 0
+        assert [m.lands_at for m in started] == [m.scenario_time for m in landed]
+        assert all(m.lands_at == m.scenario_time + 2 * HOUR for m in started)
+
+    def test_the_lender_pays_it_out_of_its_hot_wallet_and_holds_a_claim(self, drawn):
+        rows, log = drawn
+        halted = rows["borrower"]["halted_at_hours"] * HOUR
+        answers = of(log, ev.CreditDrawn, venue="borrower")
+        sent = sum(a.amount for a in answers if a.scenario_time < halted)
+        before = [s for s in snapshots(log, "lender") if s.scenario_time < halted][-1]
+        assert before.claims["credit_line"] == sent > 0
+        assert snapshots(log, "lender")[0].claims == {
+            "deposit": 0,
+            "loan": 0,
+            "credit_line": 0,
+            "frozen": 0,
+        }
+        owed = sum(a.amount for a in answers)  # the last draw came as the borrower halted
+        assert snapshots(log, "borrower")[-1].borrowed == owed  # and is owed until the end
+        assert rows["lender"]["dry_at_hours"] is None
+
+    def test_the_line_pays_more_of_the_borrowers_customers(self, drawn):
+        rows, _ = drawn
+        alone, _ = simulated(lined())
+        assert rows["borrower"]["paid_fraction"] > alone["borrower"]["paid_fraction"]
+        assert rows["lender"]["paid_fraction"] == alone["lender"]["paid_fraction"] == 1.0
+
+    def test_what_was_drawn_freezes_at_the_borrowers_halt(self, drawn):
+        rows, log = drawn
+        sent = sum(a.amount for a in of(log, ev.CreditDrawn, venue="borrower"))
+        (down,) = written_down(log, "lender")
+        assert down.scenario_time == rows["borrower"]["halted_at_hours"] * HOUR
+        assert (down.frozen, down.value, down.loss) == (sent, sent // 2, sent - sent // 2)
+        assert snapshots(log, "lender")[-1].claims["credit_line"] == 0
+        assert rows["lender"]["claim_losses"] == down.loss
+
+    def test_the_log_conserves_money(self, drawn):
+        _, log = drawn
+        assert summary.check(log) == []
+
+    def test_a_line_is_drawn_up_to_its_limit(self):
+        _, log = simulated(lined(LINE.replace("300000000", "3000000")))
+        answers = of(log, ev.CreditDrawn, venue="borrower")
+        assert sum(a.amount for a in answers) == 3_000_000
+        assert all(a.reason is None for a in answers)  # never asked for more than is left
+
+    def test_a_lender_without_spare_cash_sends_nothing_and_is_asked_again(self):
+        rows, log = simulated(lined(LINE, hot_ratio=0.0))
+        halted = rows["borrower"]["halted_at_hours"] * HOUR
+        answers = of(log, ev.CreditDrawn, venue="borrower")
+        open_ = [(a.amount, a.reason) for a in answers if a.scenario_time < halted]
+        assert len(open_) > 1 and set(open_) == {(0, "no_cash")}
+        assert snapshots(log, "borrower")[-1].borrowed == 0
+        assert written_down(log, "lender") == []  # a line never drawn on loses nothing
+        assert rows["lender"]["claims_frozen_at_hours"] is None
+        closed = [a for a in answers if a.reason == "line_closed"]
+        assert closed == answers[-1:] and closed[0].scenario_time >= halted  # closed by the halt
+
+    def test_a_lender_keeps_its_hot_wallet_for_its_own_customers_first(self):
+        """Its hot wallet holds 500 of 1,000: a draw of 100 is sent; once a withdrawal of 800
+        waits on it, the next draw gets nothing, though 400 are still in the wallet."""
+        bus = sim.InProcessBus()
+        line = ev.Claim(lender="l", borrower="b", kind="credit_line", amount=1_000)
+        params = {"hot_ratio": 0.5, "warm_ratio": 0.0, "cold_delay_hours": 1000}
+        bus.publish(
+            ev.VenueOpened(
+                venue="l", scenario_time=0, policy="full-reserve", params=params, claims=(line,)
+            )
+        )
+        bus.publish(
+            ev.AccountFunded(venue="l", scenario_time=0, account="c", asset="USD", amount=1_000)
+        )
+        bus.publish(
+            ev.ScenarioStarted(venue="l", scenario_time=0, started_at=0, speed=1, duration_hours=24)
+        )
+
+        def draw(at: float) -> tuple[int, str | None]:
+            bus.publish(
+                ev.CreditDrawRequested(
+                    venue="l", scenario_time=at, borrower="b", asset="USD", amount=100
+                )
+            )
+            answer = of(bus.log, ev.CreditDrawn)[-1]
+            return answer.amount, answer.reason
+
+        assert draw(1) == (100, None)
+        bus.publish(
+            ev.WithdrawalRequested(
+                venue="l", scenario_time=2, account="c", asset="USD", amount=800, request_id="r"
+            )
+        )
+        assert of(bus.log, ev.PayoutFailed)  # the withdrawal waits
+        assert draw(3) == (0, "no_cash")
+        assert ledger.invariant_violations(bus.ledger_balances()) == []
+
+    def test_a_halted_lender_closes_its_lines(self):
+        """The lender halts at 11 h, an hour after the borrower starts drawing: the draw after
+        the halt is refused, and the borrower asks no more."""
+        rows, log = simulated(
+            lined(LINE, gate="{trigger: always, halt: true, halt_after_hours: 11}")
+        )
+        assert rows["lender"]["halted_at_hours"] == 11
+        (closed,) = of(log, ev.CreditLineClosed, venue="lender")
+        at = log.index(closed)
+        answers = [e for e in log if isinstance(e, ev.CreditDrawn)]
+        before = [a for a in answers if log.index(a) < at]
+        after = [a for a in answers if log.index(a) > at]
+        assert before and all(a.amount == a.requested for a in before)
+        assert [(a.amount, a.reason) for a in after] == [(0, "line_closed")]
+        assert log.index(of(log, ev.CreditDrawRequested)[-1]) < log.index(after[0])
+        owed = sum(a.amount for a in before)
+        assert snapshots(log, "borrower")[-1].borrowed == owed > 0
+
+
 class TestFear:
     def test_a_lenders_customers_fear_the_share_of_deposits_stuck_at_a_halted_venue(self):
         spec = pair(
@@ -222,6 +412,9 @@ class TestFear:
         desk.see(14.0, halted=["borrower"])
         assert desk.exposure("lender") == pytest.approx(0.4)
         assert desk.exposure("borrower") == 0.0  # it owes; its own halt frightens it anyway
+        lines = PanicDesk(pair(LINE), PanicParams(exposure_weight=2.0))
+        lines.see(14.0, halted=["borrower"])
+        assert lines.exposure("lender") == 0.0  # what was drawn on a line is not published
         crowd = desk.crowds["lender"]
         calm = crowd.fear(Signals())
         assert crowd.fear(Signals(exposure=0.4)) == pytest.approx(calm + 0.8)
@@ -267,6 +460,16 @@ class TestContagionScenario:
         assert genesis["dry_at_hours"] is None and genesis["halted_at_hours"] is None
         assert 0 < genesis["withdrawals_requested"] < 0.1 * len(funded(log, "genesis"))
         assert genesis["paid_fraction"] == 1.0
+
+    def test_ftxs_credit_line_to_blockfi_is_gone_when_blockfi_needs_it(self, contagion):
+        """BlockFi first runs short as FTX halts: its draw on FTX's line is refused."""
+        rows, log = contagion
+        (closed,) = of(log, ev.CreditLineClosed, venue="ftx")
+        assert closed.scenario_time == rows["ftx"]["halted_at_hours"] * HOUR
+        answers = of(log, ev.CreditDrawn, venue="blockfi", lender="ftx")
+        assert answers and {(a.amount, a.reason) for a in answers} == {(0, "line_closed")}
+        assert all(log.index(a) > log.index(closed) for a in answers)
+        assert rows["blockfi"]["credit_drawn"] == rows["ftx"]["credit_lent"] == 0
 
     def test_the_unexposed_twin_sees_nothing(self, contagion):
         rows, log = contagion
