@@ -453,8 +453,9 @@ class CreditDrawRequested(Event):
 class CreditDrawn(Event):
     """The lender's answer to a draw, told to the borrower (the envelope's venue): `amount` is
     what it sent, which lands in the borrower's hot wallet after the line's delay; 0 with a
-    `reason` if it sent nothing (`line_closed`: the lender halted; `line_used`: the limit is
-    drawn; `no_cash`: its own customers' withdrawals need its hot wallet)."""
+    `reason` if it sent nothing (`line_closed`: either venue halted, or there is no such line;
+    `line_used`: the limit is drawn; `no_cash`: its own customers' withdrawals need its hot
+    wallet)."""
 
     type: Literal["credit.drawn"] = "credit.drawn"
     lender: VenueId
