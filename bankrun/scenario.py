@@ -59,8 +59,17 @@ class ClaimSpec(_Strict):
     @model_validator(mode="after")
     def _supported(self) -> Self:
         if self.kind == "loan" and self.call_delay_hours is not None:
-            raise ValueError("call_delay_hours is for deposits: a loan cannot be called back")
+            raise ValueError(
+                "call_delay_hours is for deposits and credit lines: a loan cannot be called back"
+            )
         return self
+
+    @property
+    def delay_hours(self) -> float:
+        """Hours from a call (a deposit) or a draw (a credit line) to cash; a loan has none."""
+        if self.kind == "loan":
+            return 0.0
+        return DEPOSIT_CALL_HOURS if self.call_delay_hours is None else self.call_delay_hours
 
 
 def policy_params(policy: Any, params: dict[str, Any] | None) -> dict[str, Any]:
@@ -247,13 +256,7 @@ class Scenario(_Strict):
                 kind=c.kind,
                 amount=c.amount,
                 recovery=c.recovery,
-                call_delay_hours=(
-                    0.0
-                    if c.kind == "loan"
-                    else DEPOSIT_CALL_HOURS
-                    if c.call_delay_hours is None
-                    else c.call_delay_hours
-                ),
+                call_delay_hours=c.delay_hours,
             )
             for v in self.venues
             for c in v.claims
