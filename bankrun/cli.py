@@ -785,6 +785,11 @@ def _print_summary(summary: dict) -> None:
                 f"contagion: {venue}'s claims frozen at {_num(v['claims_frozen_at_hours'])} h: "
                 f"{_money(v['claims_frozen'])} frozen, {_money(v['claim_losses'])} written off"
             )
+        if v.get("credit_drawn") or v.get("credit_lent"):
+            console.print(
+                f"credit lines: {venue} drew {_money(v['credit_drawn'])} on others' lines and "
+                f"sent {_money(v['credit_lent'])} on its own"
+            )
     for market, m in summary.get("markets", {}).items():
         if m["traded_base"] and m["start_price"]:
             console.print(
