@@ -104,11 +104,7 @@ class PanicDesk:
         the claims (the scenario's, like a published exposure) and see the halts. A credit line
         counts for nothing: what was drawn on it is not published."""
         spec = next(v for v in self.scenario.venues if v.id == venue)
-        stuck = sum(
-            c.amount
-            for c in spec.claims
-            if c.counterparty in self.halted and c.kind != "credit_line"
-        )
+        stuck = sum(c.amount for c in spec.claims if c.placed and c.counterparty in self.halted)
         return stuck / spec.total_deposits
 
     def proof(self, venue: VenueSpec, hours: float) -> float | None:

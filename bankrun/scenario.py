@@ -65,6 +65,11 @@ class ClaimSpec(_Strict):
         return self
 
     @property
+    def placed(self) -> bool:
+        """Whether it is money placed at genesis: a credit line is only a promise to lend."""
+        return self.kind != "credit_line"
+
+    @property
     def delay_hours(self) -> float:
         """Hours from a call (a deposit) or a draw (a credit line) to cash; a loan has none."""
         if self.kind == "loan":
@@ -129,7 +134,7 @@ class VenueSpec(_Strict):
     def _enough_money(self) -> Self:
         if self.total_deposits < self.customers:
             raise ValueError("total_deposits must give every customer at least one minor unit")
-        placed = sum(c.amount for c in self.claims if c.kind != "credit_line")
+        placed = sum(c.amount for c in self.claims if c.placed)
         if placed > self.total_deposits:
             raise ValueError(
                 f"claims: {placed} placed at other venues is more than the venue's "
