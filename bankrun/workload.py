@@ -7,6 +7,7 @@ and ticks to Kafka and has Locust send the same requests through the gateway at 
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -40,26 +41,51 @@ class Request:
 
 
 def customers(scenario: Scenario, venue: VenueSpec) -> list[Customer]:
-    """Balances that add up exactly to the venue's total deposits."""
-    rng = random.Random(f"{scenario.seed}/{venue.crowd}/balances")
-    n, total = venue.customers, venue.total_deposits
+    """Balances that add up exactly to the venue's total deposits. Drawn once per seed and
+    venue: genesis and the panic desk both ask (a Monte Carlo seed's 10,000 customers)."""
     dist = venue.balances
-    if dist.distribution == "equal":
+    return list(
+        _drawn(
+            scenario.seed,
+            venue.crowd,
+            venue.id,
+            venue.asset,
+            venue.customers,
+            venue.total_deposits,
+            dist.distribution,
+            dist.alpha,
+            venue.whale_share,
+        )
+    )
+
+
+@functools.lru_cache(maxsize=64)
+def _drawn(
+    seed: int,
+    crowd: str,
+    venue: str,
+    asset: str,
+    n: int,
+    total: int,
+    distribution: str,
+    alpha: float,
+    whale_share: float,
+) -> tuple[Customer, ...]:
+    rng = random.Random(f"{seed}/{crowd}/balances")
+    if distribution == "equal":
         weights = [1.0] * n
-    elif dist.distribution == "uniform":
+    elif distribution == "uniform":
         weights = [rng.uniform(0.1, 1.0) for _ in range(n)]
     else:
-        weights = [rng.paretovariate(dist.alpha) for _ in range(n)]
+        weights = [rng.paretovariate(alpha) for _ in range(n)]
     scale = (total - n) / sum(weights)
     amounts = [1 + int(w * scale) for w in weights]
     amounts[max(range(n), key=amounts.__getitem__)] += total - sum(amounts)
-    whales = set(sorted(range(n), key=lambda i: -amounts[i])[: int(n * venue.whale_share)])
-    return [
-        Customer(
-            venue.id, f"cust-{i:05d}", venue.asset, amount, "whale" if i in whales else "retail"
-        )
+    whales = set(sorted(range(n), key=lambda i: -amounts[i])[: int(n * whale_share)])
+    return tuple(
+        Customer(venue, f"cust-{i:05d}", asset, amount, "whale" if i in whales else "retail")
         for i, amount in enumerate(amounts)
-    ]
+    )
 
 
 def genesis(scenario: Scenario, started_at: float, speed: float) -> list[ev.Event]:
