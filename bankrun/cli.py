@@ -189,15 +189,33 @@ def token(
         raise typer.Exit(1) from None
 
 
-def _load_scenario(scenario: str) -> tuple[Scenario, str]:
+def _load_scenario(scenario: str, sets: list[str] | None = None) -> tuple[Scenario, str]:
+    """The scenario and the text its folder keeps: the file, or with `--set`s the scenario as
+    it runs (exit 2 naming the field)."""
+    from bankrun import params
     from bankrun import scenario as scenarios
 
     try:
         spec = scenarios.load(scenario)
+        text = scenarios.resolve(scenario).read_text()
+        if sets:
+            spec = params.with_values(spec, [params.setting(s) for s in sets])
+            told = " ".join(f"--set {s}" for s in sets)
+            text = scenarios.to_yaml(spec, f"{scenario} with {told}")
     except scenarios.ScenarioError as bad:
         console.print(f"[red]{bad}[/]")
         raise typer.Exit(2) from None
-    return spec, scenarios.resolve(scenario).read_text()
+    return spec, text
+
+
+SETS = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        help="PATH=VALUE: change one scenario field for this command (repeatable), e.g. "
+        "venues.ftx.params.liquid_ratio=0.2 or venues.*.customers=1000",
+    ),
+]
 
 
 def _load_chaos(plan: str | None, spec: Scenario):  # type: ignore[no-untyped-def]
@@ -262,6 +280,7 @@ def run(
         Path | None, typer.Option(help="attached: the asks file the stack's Locust follows")
     ] = None,
     chaos: CHAOS = None,
+    sets: SETS = None,
 ) -> None:
     """Run a scenario end to end on the real stack (Locust load) and write runs/<run-id>/."""
     from bankrun.runner.processes import StartupError
@@ -282,7 +301,7 @@ def run(
             )
             raise typer.Exit(2)
         attach = Attached(gateway=gateway_url, prometheus=prometheus_url)
-    spec, text = _load_scenario(scenario)
+    spec, text = _load_scenario(scenario, sets)
     plan = _load_chaos(chaos, spec)
     if plan is not None and attach is not None:
         console.print("[red]--chaos needs the embedded stack: it only breaks what it started[/]")
@@ -337,11 +356,12 @@ def sim(
         ),
     ] = 1,
     workers: WORKERS = None,
+    sets: SETS = None,
 ) -> None:
     """Run a scenario on the core alone, in process (no Kafka): seconds, deterministic.
     With --seeds N, N seeded variations in parallel processes, each metric as a median and
     a 90 % band."""
-    spec, text = _load_scenario(scenario)
+    spec, text = _load_scenario(scenario, sets)
     if seeds == 1:
         from bankrun.runner.run import simulate
 
@@ -379,12 +399,13 @@ def sweep(
     seeds: Annotated[int, typer.Option(min=1, max=1_000, help="seeds per value")] = 3,
     workers: WORKERS = None,
     runs_dir: RUNS_DIR = Path("runs"),
+    sets: SETS = None,
 ) -> None:
     """Run a grid of one parameter (each value over seeds) and plot outcomes against it."""
     from bankrun import band_report, params
     from bankrun import sweep as sweeps
 
-    spec, text = _load_scenario(scenario)
+    spec, text = _load_scenario(scenario, sets)
     try:
         path, values = params.grid(param)
         for value in values:
@@ -419,12 +440,13 @@ def reverse(
     ] = 0.95,
     workers: WORKERS = None,
     runs_dir: RUNS_DIR = Path("runs"),
+    sets: SETS = None,
 ) -> None:
     """Reverse stress test: the smallest parameter value meeting a target, by bisection."""
     from bankrun import band_report, params
     from bankrun import sweep as sweeps
 
-    spec, text = _load_scenario(scenario)
+    spec, text = _load_scenario(scenario, sets)
     try:
         goal = params.target(target, _metrics())
         _, values = params.grid(f"x={low}:{high}:{step}")

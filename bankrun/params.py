@@ -3,7 +3,8 @@
 A path names a field of the scenario file: `venues.fractional.params.liquid_ratio` (a venue by
 id or index; `policy_params` is accepted for `params`), `load.params.threshold_mean`,
 `duration_hours`. Setting one re-validates the whole scenario, so a value the policy refuses
-is named as the field it is.
+is named as the field it is. `--set PATH=VALUE` on `run`, `sim`, `sweep` and `reverse` uses the
+same paths.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 
 from bankrun.scenario import Scenario, ScenarioError
@@ -23,35 +25,67 @@ from bankrun.validation import named
 ALIASES = {"policy_params": "params"}
 
 
-def with_value(scenario: Scenario, path: str, value: float) -> Scenario:
+def with_value(scenario: Scenario, path: str, value: Any) -> Scenario:
     """The scenario with the field at `path` set to `value`."""
+    return with_values(scenario, [(path, value)])
+
+
+def with_values(scenario: Scenario, settings: list[tuple[str, Any]]) -> Scenario:
+    """The scenario with each `(path, value)` set in turn, validated once at the end. A `*`
+    where a path names a list item means every item: `venues.*.customers`."""
     data = scenario.model_dump(mode="json")
-    node: Any = data
-    parts = [ALIASES.get(p, p) for p in path.split(".")]
-    walked: list[str] = []
-    for i, part in enumerate(parts):
-        last = i == len(parts) - 1
-        if isinstance(node, list):
-            index = _venue_index(node, part) if walked == ["venues"] else _index(node, part)
-            if index is None:
-                raise ScenarioError(f"{path}: no {'.'.join(walked)} item {part!r}")
-            part_key: Any = index
-        elif isinstance(node, dict):
-            if part not in node:
-                where = ".".join(walked) or "the scenario"
-                raise ScenarioError(f"{path}: no field {part!r} in {where}")
-            part_key = part
-        else:
-            raise ScenarioError(f"{path}: {'.'.join(walked)} is a value, not a section")
-        walked.append(part)
-        if last:
-            node[part_key] = value
-        else:
-            node = node[part_key]
+    for path, value in settings:
+        _set(data, path, value, [ALIASES.get(p, p) for p in path.split(".")], [])
     try:
         return Scenario.model_validate(data)
     except ValidationError as bad:
-        raise ScenarioError(f"{path}={value}: {named(bad)}") from None
+        told = ", ".join(f"{path}={value}" for path, value in settings)
+        raise ScenarioError(f"{told}: {named(bad)}") from None
+
+
+def _set(node: Any, path: str, value: Any, parts: list[str], walked: list[str]) -> None:
+    part, rest = parts[0], parts[1:]
+    if isinstance(node, list):
+        if part == "*":
+            for i, item in enumerate(node):
+                if rest:
+                    _set(item, path, value, rest, [*walked, _name(item, walked, i)])
+                else:
+                    node[i] = value
+            return
+        index = _venue_index(node, part) if walked == ["venues"] else _index(node, part)
+        if index is None:
+            raise ScenarioError(f"{path}: no {'.'.join(walked)} item {part!r}")
+        key: Any = index
+    elif isinstance(node, dict):
+        if part not in node:
+            where = ".".join(walked) or "the scenario"
+            raise ScenarioError(f"{path}: no field {part!r} in {where}")
+        key = part
+    else:
+        raise ScenarioError(f"{path}: {'.'.join(walked)} is a value, not a section")
+    if rest:
+        _set(node[key], path, value, rest, [*walked, part])
+    else:
+        node[key] = value
+
+
+def setting(text: str) -> tuple[str, Any]:
+    """`PATH=VALUE` (`--set`) → the path and the value, read as YAML reads a scalar: `0.2`,
+    `1000`, `full-reserve`, `null`."""
+    path, sep, raw = text.partition("=")
+    if not sep or not path.strip() or not raw.strip():
+        raise ScenarioError(f"{text!r}: expected PATH=VALUE")
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        raise ScenarioError(f"{text!r}: {raw!r} is not a YAML value") from None
+    return path.strip(), value
+
+
+def _name(item: Any, walked: list[str], index: int) -> str:
+    """How an error names a list item: a venue by its id."""
+    return str(item.get("id", index)) if walked == ["venues"] else str(index)
 
 
 def _venue_index(venues: list[dict], key: str) -> int | None:

@@ -327,6 +327,13 @@ def load(name_or_path: str | Path) -> Scenario:
     return parse(path.read_text(), str(path))
 
 
+def to_yaml(scenario: Scenario, origin: str) -> str:
+    """The scenario as a file that `parse` reads back to it, every field spelled out, headed by
+    where it came from (a run folder's `scenario.yaml` after `--set`)."""
+    body = yaml.safe_dump(scenario.model_dump(mode="json"), sort_keys=False, width=100)
+    return f"# {origin}\n{body}"
+
+
 def shipped() -> list[str]:
     """The names of the scenarios in `loadtests/scenarios/`."""
     return sorted(p.stem for p in SCENARIO_DIR.glob("*.yaml"))

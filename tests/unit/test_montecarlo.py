@@ -94,6 +94,8 @@ def test_a_watched_sim_leaves_out_only_the_events_nothing_reads():
     # the rest is the whole log, event for event, in its order
     kept = [_replayable(e) for e in whole if type(e) not in bus.unread]
     assert [_replayable(e) for e in watched] == kept
+    # exactly once: a seed's tallies take each event as it comes, with no dedupe
+    assert len({e.event_id for e in whole}) == len(whole)
 
 
 def test_curves_go_to_a_file_as_seeds_finish_and_band_as_the_seeds_own_do(tmp_path):
@@ -173,6 +175,51 @@ def test_parameters_by_path_name_what_is_wrong():
         params.target("paid>=0.9", montecarlo.METRICS)
 
 
+def test_settings_change_fields_by_path_and_every_venue_by_star():
+    s = params.with_values(
+        FTX,
+        [
+            params.setting("venues.*.customers=300"),
+            params.setting("venues.ftx.gate.halt_after_hours=12"),
+        ],
+    )
+    assert [v.customers for v in s.venues] == [300] * len(FTX.venues)
+    assert s.venues[0].gate is not None and s.venues[0].gate.halt_after_hours == 12
+    assert params.setting("venues.ftx.policy = full-reserve") == (
+        "venues.ftx.policy",
+        "full-reserve",
+    )
+    assert params.setting("load.params.threshold_mean=0.45")[1] == 0.45
+    with pytest.raises(ScenarioError, match=r"no field 'liquid_ratio' in venues\.full-reserve"):
+        params.with_values(FTX, [params.setting("venues.*.params.liquid_ratio=0.3")])
+    with pytest.raises(ScenarioError, match=r"venues\.1\.customers: Input should be greater"):
+        params.with_values(FTX, [params.setting("venues.*.customers=0")])
+    for bad in ("venues.ftx.customers", "=3", "a=", "a=[1"):
+        with pytest.raises(ScenarioError):
+            params.setting(bad)
+    for name in scenario.shipped():  # what a folder keeps after --set reads back the same
+        spec = scenario.load(name)
+        assert scenario.parse(scenario.to_yaml(spec, "test"), "test") == spec
+
+
+def test_a_sim_with_a_setting_runs_it_and_its_folder_keeps_it(tmp_path):
+    setting = "venues.fractional.params.liquid_ratio=0.9"
+    (tmp_path / "a").mkdir()
+    plain = cli("sim", "flash-panic", cwd=tmp_path / "a")
+    changed = cli("sim", "flash-panic", "--set", setting, cwd=tmp_path)
+    assert plain.returncode == changed.returncode == 0, changed.stdout + changed.stderr
+    (kept,) = (tmp_path / "runs").iterdir()
+    text = (kept / "scenario.yaml").read_text()
+    assert text.startswith(f"# flash-panic with --set {setting}")
+    assert scenario.parse(text, "kept") == params.with_value(FLASH, *params.setting(setting))
+    (before,) = (tmp_path / "a" / "runs").iterdir()
+    paid = [
+        json.loads((folder / "summary.json").read_text())["venues"]["fractional"]["paid_fraction"]
+        for folder in (before, kept)
+    ]
+    assert paid[0] < paid[1]
+
+
 def test_a_sweep_pays_more_as_the_liquid_reserve_grows():
     points = sweeps.sweep(
         FLASH, "venues.fractional.params.liquid_ratio", [0.05, 0.15, 0.5, 0.9], seeds=3
@@ -209,6 +256,9 @@ def test_a_sweep_pays_more_as_the_liquid_reserve_grows():
             ("reverse", "--venue", "fractional", "--param", "liquid_ratio", "--target", "paid>=1"),
             "unknown metric 'paid'",
         ),
+        (("sim", "--set", "venues.*.params.liquid_ratio=0.3"), "in venues.full-reserve.params"),
+        (("sim", "--seeds", "3", "--set", "duration_hours"), "expected PATH=VALUE"),
+        (("run", "--set", "venues.lcr.customers=0"), "customers: Input should be greater"),
     ],
 )
 def test_bad_many_seeds_input_is_refused_before_any_sim(tmp_path, args, message):
