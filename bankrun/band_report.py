@@ -23,9 +23,15 @@ from bankrun.sweep import Point, Reverse
 
 def band_text(metric: str, b: Band | None) -> str:
     """`median [low - high]`, and how many seeds reached it when not all did."""
-    if b is None:
-        return "never"
-    fmt = _formats.get(metric, "{:.2f}".format)
+    return "never" if b is None else _cell(b, _formats.get(metric, "{:.2f}".format))
+
+
+def delta_text(metric: str, b: Band | None) -> str:
+    """A band of differences, signed: shares in points, dollars in millions."""
+    return "-" if b is None else _cell(b, _deltas.get(metric, "{:+.2f}".format))
+
+
+def _cell(b: Band, fmt: Callable[[float], str]) -> str:
     text = f"{fmt(b.median)} [{fmt(b.low)} - {fmt(b.high)}]"
     return text if b.n == b.of else f"{text} in {b.n}/{b.of}"
 
@@ -35,6 +41,11 @@ _formats: dict[str, Callable[[float], str]] = {
     "requests_paid_share": "{:.1%}".format,
     # dollars, in millions: a band of losses in the hundreds of millions, not to the cent
     "fire_sale_losses": lambda dollars: f"${dollars / 1e6:,.1f}M",
+}
+_deltas: dict[str, Callable[[float], str]] = {
+    "paid_fraction": lambda share: f"{share * 100:+.1f} pts",
+    "requests_paid_share": lambda share: f"{share * 100:+.1f} pts",
+    "fire_sale_losses": lambda dollars: f"{'-' if dollars < 0 else '+'}${abs(dollars) / 1e6:,.1f}M",
 }
 
 

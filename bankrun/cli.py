@@ -554,6 +554,48 @@ def _print_bands(title: str, rows: dict, first: str, metrics: list[str] | None =
     console.print(table)
 
 
+@app.command("compare")
+def compare_command(
+    a: Annotated[Path, typer.Argument(help="a `bankrun sim --seeds` folder: the baseline")],
+    b: Annotated[Path, typer.Argument(help="another, over the same seeds: the change")],
+    output: Annotated[Path | None, typer.Option(help="also write the figures as JSON")] = None,
+) -> None:
+    """Two Monte Carlo folders seed by seed: each metric in both, and B - A within each seed
+    (the same seeds draw the same customers, so that difference is the change's own)."""
+    from bankrun import compare
+    from bankrun.band_report import band_text, delta_text
+
+    try:
+        first, second = compare.read(a), compare.read(b)
+        seeds, diffs = compare.compare(first, second)
+    except compare.CompareError as bad:
+        console.print(f"[red]{bad}[/]")
+        raise typer.Exit(2) from None
+    names = _metrics()
+    unpaired = len(first) + len(second) - 2 * len(seeds)
+    for venue, metrics in diffs.items():
+        title = f"{venue}: B - A over {len(seeds)} paired seeds"
+        table = Table(title=title + (f" ({unpaired} unpaired left out)" if unpaired else ""))
+        table.box = box.SIMPLE
+        for column in ("metric", "A", "B", "B - A", "seeds B > A / B < A"):
+            table.add_column(column, justify="left" if column == "metric" else "right")
+        for metric, d in metrics.items():
+            moved = f"{d.higher} / {d.lower}"
+            if d.only_a or d.only_b:
+                moved += f" (reached in A only {d.only_a}, B only {d.only_b})"
+            table.add_row(
+                names[metric],
+                band_text(metric, d.a),
+                band_text(metric, d.b),
+                delta_text(metric, d.delta),
+                moved,
+            )
+        console.print(table)
+    if output is not None:
+        output.write_text(compare.to_json(a, b, seeds, diffs))
+        console.print(f"wrote {output}")
+
+
 @app.command("report")
 def report_command(
     run_dir: Annotated[Path, typer.Argument(help="a runs/<run-id> folder")],

@@ -220,6 +220,29 @@ def test_a_sim_with_a_setting_runs_it_and_its_folder_keeps_it(tmp_path):
     assert paid[0] < paid[1]
 
 
+def test_compare_pairs_two_seed_folders_and_sees_a_setting_lift_every_seed_that_ran(tmp_path):
+    folders = []
+    for name, extra in (("a", ()), ("b", ("--set", "venues.fractional.params.liquid_ratio=0.5"))):
+        (tmp_path / name).mkdir()
+        done = cli("sim", "flash-panic", "--seeds", "4", *extra, cwd=tmp_path / name)
+        assert done.returncode == 0, done.stdout + done.stderr
+        (made,) = (tmp_path / name / "runs").iterdir()
+        folders.append(str(made))
+    out = tmp_path / "compare.json"
+    done = cli("compare", *folders, "--output", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "fractional: B - A over 4 paired seeds" in done.stdout
+    venues = json.loads(out.read_text())["venues"]
+    # every seed in which 15 % ran dry pays more at 50 %, which never does; the others paid all
+    lifted, dried = venues["fractional"]["paid_fraction"], venues["fractional"]["dry_at_hours"]
+    assert (dried["only_a"], dried["only_b"]) == (lifted["higher"], 0)
+    assert lifted["higher"] > 0 and lifted["lower"] == 0 and lifted["delta"]["high"] > 0.3
+    untouched = venues["full-reserve"]["paid_fraction"]
+    assert (untouched["higher"], untouched["lower"]) == (0, 0)
+    refused = cli("compare", folders[0], str(tmp_path), cwd=tmp_path)
+    assert refused.returncode == 2 and "no outcomes.jsonl" in refused.stdout
+
+
 def test_a_sweep_pays_more_as_the_liquid_reserve_grows():
     points = sweeps.sweep(
         FLASH, "venues.fractional.params.liquid_ratio", [0.05, 0.15, 0.5, 0.9], seeds=3
