@@ -68,7 +68,7 @@ def compare(a: Outcomes, b: Outcomes) -> tuple[list[int], dict[str, dict[str, Di
     if not venues:
         raise CompareError("no venue in common")
     return seeds, {
-        v: {m: _difference([(a[s][v][m], b[s][v][m]) for s in seeds]) for m in METRICS}
+        v: {m: _difference([(a[s][v].get(m), b[s][v].get(m)) for s in seeds]) for m in METRICS}
         for v in venues
     }
 
