@@ -4,7 +4,8 @@
 changed (`--set`, another policy) ran the same customers, thresholds and informed accounts
 seed for seed. The difference within each seed is then the change's own effect: two bands can
 overlap from the draws' spread alone while every seed moves the same way (common random
-numbers, the usual way to compare two policies over a simulation).
+numbers, the usual way to compare two policies over a simulation). A change to the crowd
+itself (its size, balances or thresholds) draws other customers: then only the seed is shared.
 """
 
 from __future__ import annotations
