@@ -196,8 +196,7 @@ def _load_scenario(scenario: str, sets: list[str] | None = None) -> tuple[Scenar
     from bankrun import scenario as scenarios
 
     try:
-        spec = scenarios.load(scenario)
-        text = scenarios.resolve(scenario).read_text()
+        spec, text = scenarios.load_with_text(scenario)
         if sets:
             spec = params.with_values(spec, [params.setting(s) for s in sets])
             told = " ".join(f"--set {s}" for s in sets)
@@ -575,8 +574,8 @@ def compare_command(
     unpaired = len(first) + len(second) - 2 * len(seeds)
     for venue, metrics in diffs.items():
         title = f"{venue}: B - A over {len(seeds)} paired seeds"
-        table = Table(title=title + (f" ({unpaired} unpaired left out)" if unpaired else ""))
-        table.box = box.SIMPLE
+        left_out = f" ({unpaired} unpaired left out)" if unpaired else ""
+        table = Table(title=title + left_out, box=box.SIMPLE)
         for column in ("metric", "A", "B", "B - A", "seeds B > A / B < A"):
             table.add_column(column, justify="left" if column == "metric" else "right")
         for metric, d in metrics.items():

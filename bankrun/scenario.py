@@ -323,8 +323,14 @@ def parse(text: str, origin: str = "<scenario>") -> Scenario:
 
 
 def load(name_or_path: str | Path) -> Scenario:
+    return load_with_text(name_or_path)[0]
+
+
+def load_with_text(name_or_path: str | Path) -> tuple[Scenario, str]:
+    """The scenario and the file's text, read once (a run folder keeps the text)."""
     path = resolve(name_or_path)
-    return parse(path.read_text(), str(path))
+    text = path.read_text()
+    return parse(text, str(path)), text
 
 
 def to_yaml(scenario: Scenario, origin: str) -> str:
