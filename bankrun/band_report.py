@@ -22,18 +22,25 @@ from bankrun.sweep import Point, Reverse
 
 
 def band_text(metric: str, b: Band | None) -> str:
-    """`median [low - high]`, and how many seeds reached it when not all did."""
-    return "never" if b is None else _cell(b, _formats.get(metric, "{:.2f}".format))
+    """`median ±error [low - high]`, and how many seeds reached it when not all did."""
+    return "never" if b is None else _cell(metric, b, _formats.get(metric, "{:.2f}".format))
 
 
 def delta_text(metric: str, b: Band | None) -> str:
     """A band of differences, signed: shares in points, dollars in millions."""
-    return "-" if b is None else _cell(b, _deltas.get(metric, "{:+.2f}".format))
+    return "-" if b is None else _cell(metric, b, _delta(metric))
 
 
-def _cell(b: Band, fmt: Callable[[float], str]) -> str:
-    text = f"{fmt(b.median)} [{fmt(b.low)} - {fmt(b.high)}]"
+def _cell(metric: str, b: Band, fmt: Callable[[float], str]) -> str:
+    """The median's standard error follows it, in the units of a difference (points of a
+    share): what another draw of as many seeds could move it by."""
+    error = "" if b.error is None else f" ±{_delta(metric)(b.error.median).removeprefix('+')}"
+    text = f"{fmt(b.median)}{error} [{fmt(b.low)} - {fmt(b.high)}]"
     return text if b.n == b.of else f"{text} in {b.n}/{b.of}"
+
+
+def _delta(metric: str) -> Callable[[float], str]:
+    return _deltas.get(metric, "{:+.2f}".format)
 
 
 _formats: dict[str, Callable[[float], str]] = {
@@ -85,10 +92,13 @@ def write_seeds(
     }
     save_figures(run_dir, figures)
     body = (
-        f"<h2>Venues over {len(outcomes)} seeds: median [5th - 95th percentile]</h2>"
+        f"<h2>Venues over {len(outcomes)} seeds: median ±error [5th - 95th percentile]</h2>"
         + _table("bands", bands, "venue")
         + "<p>A metric a seed never reached (a venue that never ran dry) is left out of its "
-        "band; 'in k/N' says how many seeds reached it.</p>"
+        "band; 'in k/N' says how many seeds reached it. ±: the median's Monte Carlo error, "
+        "the standard error of " + f"{montecarlo.RESAMPLES:,} bootstrap resamples of the seeds "
+        "(in <code>montecarlo.json</code>, the band's edges have theirs). It shrinks as one "
+        "over the square root of the seeds: four times the seeds halve it.</p>"
     )
     meta = (
         f"scenario: {html.escape(scenario.name)} · seeds {outcomes[0].seed}-{outcomes[-1].seed}"

@@ -538,12 +538,16 @@ def _sims(run_dir: Path, total: int, label: str, on_interrupt=None):  # type: ig
             raise typer.Exit(130) from None
 
 
+#: how every table of bands reads its cells
+BAND_CAPTION = "median ±its Monte Carlo error [5th - 95th percentile] over the seeds"
+
+
 def _print_bands(title: str, rows: dict, first: str, metrics: list[str] | None = None) -> None:
     from bankrun.band_report import band_text
 
     names = _metrics()
     shown = metrics or list(names)
-    table = Table(title=title, box=box.SIMPLE)
+    table = Table(title=title, caption=BAND_CAPTION, box=box.SIMPLE)
     table.add_column(first, no_wrap=True)
     for m in shown:  # folded, not cut short, where the terminal (or a log: 80) is narrow
         widest_word = max(len(word) for word in names[m].split())
@@ -575,7 +579,7 @@ def compare_command(
     for venue, metrics in diffs.items():
         title = f"{venue}: B - A over {len(seeds)} paired seeds"
         left_out = f" ({unpaired} unpaired left out)" if unpaired else ""
-        table = Table(title=title + left_out, box=box.SIMPLE)
+        table = Table(title=title + left_out, caption=BAND_CAPTION, box=box.SIMPLE)
         for column in ("metric", "A", "B", "B - A", "seeds B > A / B < A"):
             table.add_column(column, justify="left" if column == "metric" else "right")
         for metric, d in metrics.items():

@@ -25,6 +25,8 @@ from bankrun.scenario import Scenario
 
 HOUR = 3600.0
 BAND = (5.0, 95.0)  # percentiles: a 90 % band
+#: bootstrap resamples behind a band's standard errors (see `Error`)
+RESAMPLES = 1_000
 
 #: metric -> how the tables name it; each is read from a venue's summary row.
 METRICS = {
@@ -55,12 +57,24 @@ class Outcome:
 
 
 @dataclass(frozen=True)
+class Error:
+    """Bootstrap standard errors of a band's three numbers: how far each would move were as
+    many seeds drawn again. They shrink as one over the square root of the seeds, so they
+    say whether more seeds would change the answer, or fewer would do."""
+
+    median: float
+    low: float
+    high: float
+
+
+@dataclass(frozen=True)
 class Band:
     median: float
     low: float
     high: float
     n: int  # seeds that reached the metric
     of: int  # seeds run
+    error: Error | None = None  # None: fewer than two seeds reached it
 
 
 def variations(scenario: Scenario, seeds: int) -> list[Scenario]:
@@ -231,7 +245,18 @@ def band(values: Iterable[float | None]) -> Band | None:
     if not len(present):
         return None
     low, median, high = np.percentile(present, [BAND[0], 50.0, BAND[1]])
-    return Band(float(median), float(low), float(high), len(present), len(values))
+    return Band(float(median), float(low), float(high), len(present), len(values), error(present))
+
+
+def error(present: np.ndarray) -> Error | None:
+    """The band's standard errors, from `RESAMPLES` resamples of the seeds that reached the
+    metric (drawn with replacement, each as many as there are): the spread of each resample's
+    median and percentiles. A fixed generator: the same values give the same errors."""
+    if len(present) < 2:
+        return None
+    draws = np.random.default_rng(0).integers(0, len(present), size=(RESAMPLES, len(present)))
+    low, median, high = np.percentile(present[draws], [BAND[0], 50.0, BAND[1]], axis=1)
+    return Error(float(median.std(ddof=1)), float(low.std(ddof=1)), float(high.std(ddof=1)))
 
 
 def bands(outcomes: list[Outcome]) -> dict[str, dict[str, Band | None]]:

@@ -126,6 +126,28 @@ def test_bands_are_percentiles_of_what_the_seeds_reached():
     assert b.median == pytest.approx(50.5)
 
 
+def test_a_band_knows_its_monte_carlo_error():
+    """The median's bootstrap standard error matches the textbook one for a median of normal
+    draws (1.2533 sigma / sqrt(n)), halves with four times the seeds, is the same for the same
+    values, and is zero where every seed agrees."""
+    draws = np.random.default_rng(7)
+
+    def mean_error(n: int) -> float:
+        errors = [montecarlo.band(list(draws.normal(10.0, 2.0, n))).error.median for _ in range(20)]
+        return float(np.mean(errors))
+
+    few, many = mean_error(100), mean_error(400)
+    assert few == pytest.approx(1.2533 * 2.0 / 100**0.5, rel=0.2)
+    assert many == pytest.approx(1.2533 * 2.0 / 400**0.5, rel=0.2)
+    assert few / many == pytest.approx(2.0, rel=0.25)
+    values = list(draws.normal(0.0, 1.0, 50))
+    assert montecarlo.band(values).error == montecarlo.band(values).error
+    b = montecarlo.band(values)
+    assert 0 < b.error.median < b.error.low and b.error.median < b.error.high  # edges: noisier
+    assert montecarlo.band([16.0] * 9 + [None]).error == montecarlo.Error(0.0, 0.0, 0.0)
+    assert montecarlo.band([3.0, None]).error is None  # one seed: no spread to resample
+
+
 @pytest.mark.timeout(900)
 def test_ftx_bands_are_not_degenerate_and_the_report_draws_them(tmp_path):
     """The commingled venue runs dry at the leak for some seeds and at the rival's
@@ -140,6 +162,8 @@ def test_ftx_bands_are_not_degenerate_and_the_report_draws_them(tmp_path):
     assert dry["low"] < dry["high"]  # not degenerate
     assert dry["low"] <= dry["median"] <= dry["high"]
     assert data["bands"]["full-reserve"]["paid_fraction"]["low"] == 1.0
+    assert data["bands"]["full-reserve"]["paid_fraction"]["error"]["median"] == 0.0
+    assert data["bands"]["ftx"]["paid_fraction"]["error"]["median"] > 0  # the seeds differ
     cash = data["curves"]["ftx"]["cash"]
     assert len(cash["median"]) == len(data["hours"]) == 481
     assert np.load(folder / "curves.npy").shape == (12, len(FTX.venues) * 3, 481)
@@ -151,7 +175,7 @@ def test_ftx_bands_are_not_degenerate_and_the_report_draws_them(tmp_path):
     page = (folder / "report.html").read_text()
     assert not re.search(r"https?://|<(script|link|iframe)\b", page)
     assert {"bands", "dry-times"} <= set(re.findall(r'<img alt="([^"]+)"', page))
-    assert "ftx" in page and "[" in page
+    assert "ftx" in page and "[" in page and "±" in page
     assert {p.name for p in (folder / "report").iterdir()} == {"bands.png", "dry-times.png"}
 
 
@@ -360,3 +384,10 @@ def test_band_text_reads_as_a_table_cell():
     dry = montecarlo.Band(median=16.0, low=0.0, high=16.0, n=7, of=9)
     assert band_report.band_text("dry_at_hours", dry) == "16.00 [0.00 - 16.00] in 7/9"
     assert band_report.band_text("halted_at_hours", None) == "never"
+    err = montecarlo.Error(median=0.0042, low=0.01, high=0.008)
+    paid_with = montecarlo.Band(median=0.257, low=0.116, high=0.288, n=9, of=9, error=err)
+    assert band_report.band_text("paid_fraction", paid_with) == "25.7% ±0.4 pts [11.6% - 28.8%]"
+    assert (
+        band_report.delta_text("paid_fraction", paid_with)
+        == "+25.7 pts ±0.4 pts [+11.6 pts - +28.8 pts]"
+    )
