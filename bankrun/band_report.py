@@ -74,10 +74,14 @@ def write_seeds(
     outcomes: list[Outcome],
     curves: montecarlo.CurveFile,
     wall_seconds: float,
+    taken: tuple[Path, int] | None = None,
 ) -> Path:
     """`montecarlo.json`, `seeds.csv` and `report.html` for `sim --seeds N` (its seeds' curves
-    are in `curves`' file, `curves.npy`)."""
+    are in `curves`' file, `curves.npy`); `taken`: the folder a resumed run took how many
+    seeds from (their time is not in `wall_seconds`)."""
     data = montecarlo.as_json(scenario, outcomes, curves, wall_seconds)
+    if taken is not None:
+        data["taken"] = {"from": str(taken[0]), "seeds": taken[1]}
     (run_dir / "montecarlo.json").write_text(json.dumps(data, indent=1))
     with (run_dir / "seeds.csv").open("w", newline="") as out:
         writer = csv.writer(out)
@@ -104,6 +108,8 @@ def write_seeds(
         f"scenario: {html.escape(scenario.name)} · seeds {outcomes[0].seed}-{outcomes[-1].seed}"
         f" · wall seconds: {wall_seconds:.1f}"
     )
+    if taken is not None:
+        meta += f" · {taken[1]} seeds taken from {html.escape(str(taken[0]))}"
     out = run_dir / "report.html"
     out.write_text(page(f"bankrun — {scenario.name}, Monte Carlo", meta, body, figures))
     return out

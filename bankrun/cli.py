@@ -34,6 +34,7 @@ bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks, each against a b
 app.add_typer(bench_app, name="bench")
 
 if TYPE_CHECKING:
+    from bankrun.resume import Earlier
     from bankrun.scenario import Scenario
 
 console = Console()
@@ -356,33 +357,61 @@ def sim(
     ] = 1,
     workers: WORKERS = None,
     sets: SETS = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option(
+            help="an earlier --seeds folder of the same scenario and code: its seeds are "
+            "taken, not run again (an interrupted batch finished, or more seeds added)"
+        ),
+    ] = None,
 ) -> None:
     """Run a scenario on the core alone, in process (no Kafka): seconds, deterministic.
     With --seeds N, N seeded variations in parallel processes, each metric as a median and
     a 90 % band."""
     spec, text = _load_scenario(scenario, sets)
-    if seeds == 1:
+    if seeds == 1 and resume is None:
         from bankrun.runner.run import simulate
 
         _report(simulate(spec, text, runs_dir))
         return
     from bankrun import band_report, montecarlo
 
+    taken = _taken(resume, spec, seeds)
     run_dir = _many_folder(runs_dir, f"{spec.name}-seeds{seeds}", text)
     curves = montecarlo.CurveFile(run_dir / "curves.npy", spec, seeds)
+    took = None
+    if taken.outcomes:
+        curves.copy(taken.curves, taken.outcomes)
+        took = (taken.folder, len(taken.outcomes))
+        console.print(f"{len(taken.outcomes)} of {seeds} seeds taken from {taken.folder}")
 
     def partial(batch: _Batch) -> None:
         done = sorted(batch.finished, key=lambda o: o.seed)
-        band_report.write_seeds(run_dir, spec, done, curves, batch.elapsed())
+        band_report.write_seeds(run_dir, spec, done, curves, batch.elapsed(), took)
         console.print(f"bands of the {len(done)} seeds that finished: {run_dir / 'report.html'}")
 
+    todo = [v for v in montecarlo.variations(spec, seeds) if v.seed not in taken.outcomes]
     with _sims(run_dir, seeds, f"{spec.name}: {seeds} seeds", partial) as batch:
-        outcomes = montecarlo.run(
-            montecarlo.variations(spec, seeds), workers, lambda i, o: batch.done(o), curves
-        )
-    band_report.write_seeds(run_dir, spec, outcomes, curves, batch.elapsed())
+        for outcome in taken.outcomes.values():
+            batch.done(outcome)
+        ran = montecarlo.run(todo, workers, lambda i, o: batch.done(o), curves)
+    outcomes = sorted([*taken.outcomes.values(), *ran], key=lambda o: o.seed)
+    band_report.write_seeds(run_dir, spec, outcomes, curves, batch.elapsed(), took)
     _print_bands(f"{spec.name} over {seeds} seeds", montecarlo.bands(outcomes), "venue")
     console.print(f"wall time: {batch.elapsed():.1f} s · folder: {run_dir}")
+
+
+def _taken(folder: Path | None, spec: Scenario, seeds: int) -> Earlier:
+    """The seeds `--resume` takes from `folder` (none without it); exit 2 if it cannot."""
+    from bankrun.resume import Earlier, ResumeError, earlier
+
+    if folder is None:
+        return Earlier(Path(), {})
+    try:
+        return earlier(folder, spec, seeds)
+    except ResumeError as bad:
+        console.print(f"[red]{bad}[/]")
+        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -499,8 +528,16 @@ class _Batch:
         self._started = time.perf_counter()
 
     def done(self, outcome, value: float | None = None) -> None:  # type: ignore[no-untyped-def]
+        from bankrun.montecarlo import code_version
+
         self.finished.append(outcome)
-        row = {"seed": outcome.seed, "value": value, "venues": outcome.venues}
+        row = {
+            "seed": outcome.seed,
+            "value": value,
+            "venues": outcome.venues,
+            "wall_seconds": outcome.wall_seconds,
+            "code": code_version(),  # which code made it: see `bankrun/resume.py`
+        }
         with (self.run_dir / "outcomes.jsonl").open("a") as out:
             out.write(json.dumps(row) + "\n")
         self.bar.advance(self.task)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from bankrun.montecarlo import METRICS, Band, band
 
@@ -38,22 +39,27 @@ class Difference:
 
 def read(folder: Path) -> Outcomes:
     """Each seed's metrics, from the folder's `outcomes.jsonl` (what `sim --seeds` wrote)."""
+    return {seed: row["venues"] for seed, row in rows(folder).items()}
+
+
+def rows(folder: Path) -> dict[int, dict[str, Any]]:
+    """Each seed's line of a `sim --seeds` folder's `outcomes.jsonl`, by seed."""
     path = folder / "outcomes.jsonl"
     if not path.is_file():
         raise CompareError(f"{folder}: no outcomes.jsonl — not a `bankrun sim --seeds` folder")
-    out: Outcomes = {}
+    out: dict[int, dict[str, Any]] = {}
     for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
             row = json.loads(line)
-            seed, value, venues = row["seed"], row.get("value"), row["venues"]
+            seed, value, _ = row["seed"], row.get("value"), row["venues"]
         except (json.JSONDecodeError, KeyError, TypeError):
             raise CompareError(f"{path}:{number}: not an outcome line") from None
         if value is not None:
             raise CompareError(
-                f"{folder}: a sweep's or a reverse search's folder; compare two "
-                "`bankrun sim --seeds` folders"
+                f"{folder}: a sweep's or a reverse search's folder, not a "
+                "`bankrun sim --seeds` folder"
             )
-        out[seed] = venues
+        out[seed] = row
     if not out:
         raise CompareError(f"{path}: no seed finished")
     return out

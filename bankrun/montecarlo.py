@@ -9,6 +9,8 @@ a metric a seed never reaches (a venue that never runs dry) counts in `n` as mis
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import multiprocessing
 import os
 import signal
@@ -192,6 +194,23 @@ def _on_grid(
     return out
 
 
+@functools.cache
+def code_version() -> str:
+    """A digest of the code an outcome depends on: every module of `bankrun` and `services`
+    (the handlers, the desk, the tallies). Each outcome line carries it, so that no seed
+    another version ran is taken for one this version would have."""
+    import bankrun
+    import services
+
+    digest = hashlib.sha256()
+    for package in (bankrun, services):
+        root = Path(package.__file__).parent
+        for path in sorted(root.rglob("*.py")):
+            digest.update(path.relative_to(root.parent).as_posix().encode() + b"\0")
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def workers_default() -> int:
     return len(os.sched_getaffinity(0))
 
@@ -213,7 +232,7 @@ def run(
 
     def finished(i: int, result: Outcome) -> None:
         if curves is not None:
-            curves.keep(i, result)
+            curves.keep(result)
         results[i] = result
         done(i, result)
 
@@ -275,19 +294,32 @@ class CurveFile:
     analysis (the rows of seeds an interrupt left unfinished are zeros)."""
 
     def __init__(self, path: Path, scenario: Scenario, seeds: int):
+        self.first = scenario.seed  # row i holds seed first + i
         self.hours = grid(scenario)
         self.series = [(v.id, curve) for v in scenario.venues for curve in CURVES]
         shape = (seeds, len(self.series), len(self.hours))
         self.rows = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=shape)
         self.drawn = np.zeros(shape[:2], dtype=bool)  # which rows hold which series
 
-    def keep(self, index: int, outcome: Outcome) -> None:
+    def keep(self, outcome: Outcome) -> None:
         """Write a seed's curves to its row, and drop them from the outcome."""
+        index = outcome.seed - self.first
         for j, (venue, curve) in enumerate(self.series):
             values = outcome.curves.get(venue, {}).get(curve)
             self.rows[index, j] = np.nan if values is None else values
             self.drawn[index, j] = values is not None
         outcome.curves = {}
+
+    def copy(self, path: Path, seeds: Iterable[int]) -> None:
+        """Take these seeds' rows from another such file of the same scenario (a series that
+        a seed did not draw is NaN throughout there)."""
+        earlier = np.load(path, mmap_mode="r")
+        if earlier.shape[1:] != self.rows.shape[1:]:
+            raise ValueError(f"{path}: curves of shape {earlier.shape}, not {self.rows.shape}")
+        for seed in seeds:
+            index = seed - self.first
+            self.rows[index] = earlier[index]
+            self.drawn[index] = ~np.isnan(earlier[index]).all(axis=1)
 
     def bands(self) -> dict[str, dict[str, dict[str, list[float]]]]:
         """Per venue and curve: `low`, `median` and `high` at each grid hour, over the seeds
