@@ -51,9 +51,11 @@ def rows(folder: Path) -> dict[int, dict[str, Any]]:
     for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
             row = json.loads(line)
-            seed, value, _ = row["seed"], row.get("value"), row["venues"]
-        except (json.JSONDecodeError, KeyError, TypeError):
+            seed, value, venues = row["seed"], row.get("value"), row["venues"]
+        except (json.JSONDecodeError, KeyError, TypeError, AttributeError):
             raise CompareError(f"{path}:{number}: not an outcome line") from None
+        if not isinstance(venues, dict):
+            raise CompareError(f"{path}:{number}: not an outcome line")
         if value is not None:
             raise CompareError(
                 f"{folder}: a sweep's or a reverse search's folder, not a "

@@ -57,9 +57,10 @@ def test_what_cannot_be_compared_says_why(tmp_path):
         compare.read(swept)
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "outcomes.jsonl").write_text('{"seed": 1}\n')
-    with pytest.raises(CompareError, match=r"outcomes\.jsonl:1: not an outcome line"):
-        compare.read(broken)
+    for line in ('{"seed": 1}', "[1, 2]", '{"seed": 1, "venues": 3}'):
+        (broken / "outcomes.jsonl").write_text(line + "\n")
+        with pytest.raises(CompareError, match=r"outcomes\.jsonl:1: not an outcome line"):
+            compare.read(broken)
     a = folder(tmp_path, "a", {1: venue(0.2, 1.0)})
     b = folder(tmp_path, "b", {7: venue(0.2, 1.0)})
     with pytest.raises(CompareError, match="no seed in common"):
