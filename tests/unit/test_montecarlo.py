@@ -338,8 +338,11 @@ def test_reverse_finds_the_smallest_liquid_ratio_that_pays_ftx_2022_customers(tm
 
 @pytest.mark.timeout(300)
 def test_ctrl_c_stops_every_worker_and_keeps_the_seeds_that_finished(tmp_path):
+    """...and `--resume` finishes the folder: it takes the seeds kept (their metrics and
+    curves) and runs only those missing below the last of them."""
     command = [sys.executable, "-c", "from bankrun.cli import app; app()"]
-    args = ["sim", "ftx-2022", "--seeds", "40", "--workers", "2", "--runs-dir", str(tmp_path)]
+    runs = tmp_path / "runs"
+    args = ["sim", "ftx-2022", "--seeds", "40", "--workers", "2", "--runs-dir", str(runs)]
     proc = subprocess.Popen(
         [*command, *args],
         start_new_session=True,
@@ -350,7 +353,7 @@ def test_ctrl_c_stops_every_worker_and_keeps_the_seeds_that_finished(tmp_path):
     )
 
     def finished() -> int:
-        found = list(tmp_path.glob("*/outcomes.jsonl"))
+        found = list(runs.glob("*/outcomes.jsonl"))
         return len(found[0].read_text().splitlines()) if found else 0
 
     def group() -> list[str]:
@@ -363,13 +366,32 @@ def test_ctrl_c_stops_every_worker_and_keeps_the_seeds_that_finished(tmp_path):
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130, out
     wait_until(lambda: not group(), 10, "every worker to be gone")
-    (folder,) = tmp_path.iterdir()
+    (folder,) = runs.iterdir()
     kept = finished()
     assert 1 <= kept < 40
     data = json.loads((folder / "montecarlo.json").read_text())
     assert len(data["seeds"]) == kept  # the partial bands are of exactly the seeds kept
     assert (folder / "report.html").exists()
     assert f"{kept} of 40 sims finished" in " ".join(out.split())
+
+    seeds = max(data["seeds"]) - FTX.seed + 2  # the seeds kept, those between, and one more
+    resumed_runs = tmp_path / "resumed"
+    done = cli(
+        "sim", "ftx-2022", "--seeds", str(seeds), "--runs-dir", str(resumed_runs),
+        "--resume", str(folder), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{kept} of {seeds} seeds taken" in " ".join(done.stdout.split())
+    (resumed,) = resumed_runs.iterdir()
+    after = json.loads((resumed / "montecarlo.json").read_text())
+    assert after["seeds"] == list(range(FTX.seed, FTX.seed + seeds))
+    before = {o["seed"]: o for o in data["outcomes"]}
+    assert all(o == before[o["seed"]] for o in after["outcomes"] if o["seed"] in before)
+    old, new = np.load(folder / "curves.npy"), np.load(resumed / "curves.npy")
+    for seed in before:
+        row = seed - FTX.seed
+        assert np.array_equal(new[row], old[row], equal_nan=True) and np.any(new[row] != 0)
+    assert np.all(np.any(new != 0, axis=(1, 2)))  # every seed's row drawn, none left zeros
 
 
 def test_band_text_reads_as_a_table_cell():
