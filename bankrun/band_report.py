@@ -75,11 +75,13 @@ def write_seeds(
     curves: montecarlo.CurveFile,
     wall_seconds: float,
     taken: tuple[Path, int] | None = None,
-) -> Path:
+) -> dict[str, dict[str, Band | None]]:
     """`montecarlo.json`, `seeds.csv` and `report.html` for `sim --seeds N` (its seeds' curves
     are in `curves`' file, `curves.npy`); `taken`: the folder a resumed run took how many
-    seeds from (their time is not in `wall_seconds`)."""
-    data = montecarlo.as_json(scenario, outcomes, curves, wall_seconds)
+    seeds from (their time is not in `wall_seconds`). Returns the bands it wrote (each a
+    bootstrap: made once, for the files and for the terminal)."""
+    bands = montecarlo.bands(outcomes)
+    data = montecarlo.as_json(scenario, outcomes, bands, curves, wall_seconds)
     if taken is not None:
         data["taken"] = {"from": str(taken[0]), "seeds": taken[1]}
     (run_dir / "montecarlo.json").write_text(json.dumps(data, indent=1))
@@ -89,7 +91,6 @@ def write_seeds(
         for o in outcomes:
             for venue, row in o.venues.items():
                 writer.writerow([o.seed, venue, *(row[m] for m in METRICS)])
-    bands = montecarlo.bands(outcomes)
     figures = {
         "bands": _curve_figure(data["hours"], data["curves"], bands),
         "dry-times": _histogram(outcomes, "dry_at_hours", "scenario hour the buffer ran dry"),
@@ -110,9 +111,10 @@ def write_seeds(
     )
     if taken is not None:
         meta += f" · {taken[1]} seeds taken from {html.escape(str(taken[0]))}"
-    out = run_dir / "report.html"
-    out.write_text(page(f"bankrun — {scenario.name}, Monte Carlo", meta, body, figures))
-    return out
+    (run_dir / "report.html").write_text(
+        page(f"bankrun — {scenario.name}, Monte Carlo", meta, body, figures)
+    )
+    return bands
 
 
 def write_sweep(

@@ -396,8 +396,8 @@ def sim(
             batch.done(outcome)
         ran = montecarlo.run(todo, workers, lambda i, o: batch.done(o), curves)
     outcomes = sorted([*taken.outcomes.values(), *ran], key=lambda o: o.seed)
-    band_report.write_seeds(run_dir, spec, outcomes, curves, batch.elapsed(), took)
-    _print_bands(f"{spec.name} over {seeds} seeds", montecarlo.bands(outcomes), "venue")
+    bands = band_report.write_seeds(run_dir, spec, outcomes, curves, batch.elapsed(), took)
+    _print_bands(f"{spec.name} over {seeds} seeds", bands, "venue")
     console.print(f"wall time: {batch.elapsed():.1f} s · folder: {run_dir}")
 
 

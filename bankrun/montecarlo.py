@@ -339,9 +339,14 @@ class CurveFile:
 
 
 def as_json(
-    scenario: Scenario, outcomes: list[Outcome], curves: CurveFile, wall_seconds: float
+    scenario: Scenario,
+    outcomes: list[Outcome],
+    bands: dict[str, dict[str, Band | None]],
+    curves: CurveFile,
+    wall_seconds: float,
 ) -> dict:
-    """What `montecarlo.json` holds: the bands, the curves' bands, and every seed's metrics."""
+    """What `montecarlo.json` holds: the bands (`bands(outcomes)`), the curves' bands, and
+    every seed's metrics."""
     return {
         "scenario": scenario.name,
         "seeds": [o.seed for o in outcomes],
@@ -349,7 +354,7 @@ def as_json(
         "wall_seconds": round(wall_seconds, 2),
         "bands": {
             venue: {m: asdict(b) if b else None for m, b in metrics.items()}
-            for venue, metrics in bands(outcomes).items()
+            for venue, metrics in bands.items()
         },
         "hours": grid(scenario),
         "curves": curves.bands(),
