@@ -165,9 +165,8 @@ def test_ftx_bands_are_not_degenerate_and_the_report_draws_them(tmp_path):
     assert data["bands"]["full-reserve"]["paid_fraction"]["error"]["median"] == 0.0
     assert data["bands"]["ftx"]["paid_fraction"]["error"]["median"] > 0  # the seeds differ
     cash = data["curves"]["ftx"]["cash"]
-    grid = round(FTX.duration_hours / FTX.tick_hours) + 1  # hour 0 and every tick
-    assert len(cash["median"]) == len(data["hours"]) == grid
-    assert np.load(folder / "curves.npy").shape == (12, len(FTX.venues) * 3, grid)
+    assert len(cash["median"]) == len(data["hours"]) == 241  # hour 0, every half hour of 120
+    assert np.load(folder / "curves.npy").shape == (12, len(FTX.venues) * 3, 241)
     assert all(
         lo <= m <= hi for lo, m, hi in zip(cash["low"], cash["median"], cash["high"], strict=True)
     )

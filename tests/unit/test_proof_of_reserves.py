@@ -64,17 +64,16 @@ def test_every_tree_is_what_the_parts_say_and_every_customer_proof_verifies(ftx)
     for e in log:
         if isinstance(e, ev.PorLeaves):
             parts.setdefault((e.venue, e.seq), []).extend(e.balances)
-    spec = scenario.load("ftx-2022")
-    secret, customers = proofs.sim_secret(spec.seed), spec.venues[0].customers
+    secret = proofs.sim_secret(scenario.load("ftx-2022").seed)
     checked = 0
     for venue, items in _attested(ftx).items():
         for a in items[:2]:
             balances = parts[(venue, a.seq)]
-            assert len(balances) == a.accounts == customers
+            assert len(balances) == a.accounts == 1000
             tree = liabilities_tree(venue, a.asset, balances, a.pending, secret)
             assert (tree.root.hash, tree.root.total) == (a.root, a.liabilities)
             assert a.liabilities == a.ledger_liabilities and not a.problems
-            for account, _ in balances[:: customers // 8]:
+            for account, _ in balances[::125]:
                 assert check(tree.proof(account), a.root, a.liabilities, a.height) == a.liabilities
                 checked += 1
     assert checked == 5 * 2 * 8

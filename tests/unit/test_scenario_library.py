@@ -42,8 +42,7 @@ def test_ftx_runs_dry_and_halts_within_72_hours(ftx):
 
 def test_beside_it_a_full_reserve_venue_pays_every_valid_request(ftx):
     venue = ftx["venues"]["full-reserve"]
-    (customers,) = (v.customers for v in scenario.load("ftx-2022").venues if v.id == "full-reserve")
-    assert venue["withdrawals_requested"] > 0.9 * customers  # it met the same run
+    assert venue["withdrawals_requested"] > 0.9 * 1000  # it met the same run
     assert venue["withdrawals_paid"] == venue["withdrawals_requested"]
     assert venue["paid_fraction"] == 1.0
 
